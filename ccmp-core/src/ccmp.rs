@@ -1,0 +1,424 @@
+//! [`Ccmp`]: the one facade every frontend calls. Rules, defaults and state transitions live
+//! here, not in the binaries.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, StoreError};
+use crate::spec::TaskRequest;
+use crate::store::{FsStore, LogChunk, LogRange, LogStream, MemoryStore, TaskStore};
+use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, Supervisor};
+use crate::task::{DamagedTask, Outcome, TaskId, TaskRecord, TaskStatus, TaskView};
+
+/// How often `wait` and `cancel` look at the store.
+const POLL: Duration = Duration::from_millis(100);
+/// The longest single wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Which tasks [`Ccmp::list`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only tasks in these states; `None` for every state.
+    pub states: Option<Vec<TaskStatus>>,
+    /// At most this many tasks, newest first.
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// Queued and running tasks, up to 50.
+    pub fn active() -> Self {
+        Self {
+            states: Some(vec![TaskStatus::Queued, TaskStatus::Running]),
+            limit: 50,
+        }
+    }
+
+    /// Every task, up to 50.
+    pub fn all() -> Self {
+        Self {
+            states: None,
+            limit: 50,
+        }
+    }
+}
+
+/// A page of tasks.
+#[derive(Debug, Clone)]
+pub struct TaskList {
+    /// Matching tasks, newest first, at most `limit`.
+    pub tasks: Vec<TaskRecord>,
+    /// How many tasks matched before the limit.
+    pub total: usize,
+    /// Tasks whose records cannot be read (reported whatever the filter).
+    pub damaged: Vec<DamagedTask>,
+}
+
+/// Whether [`Ccmp::wait`] returns when any or when all tasks have finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitMode {
+    /// Return as soon as one task has finished.
+    Any,
+    /// Return when every task has finished.
+    #[default]
+    All,
+}
+
+/// What [`Ccmp::wait`] saw.
+#[derive(Debug, Clone)]
+pub struct WaitOutcome {
+    /// Tasks that have finished, in the order asked.
+    pub finished: Vec<TaskRecord>,
+    /// Tasks still queued or running.
+    pub pending: Vec<TaskRecord>,
+    /// Whether the wait ended by its timeout rather than by its condition.
+    pub timed_out: bool,
+}
+
+/// What [`Ccmp::cancel`] did.
+#[derive(Debug, Clone)]
+pub struct CancelOutcome {
+    /// The task as it is now.
+    pub record: TaskRecord,
+    /// Whether the task had already finished, so nothing was cancelled.
+    pub already_finished: bool,
+}
+
+/// Which tasks [`Ccmp::cleanup`] removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CleanupTarget {
+    /// One task. An active task is refused unless `force`, which cancels it first.
+    Task {
+        /// Id or unique prefix.
+        id: String,
+        /// Cancel an active task, then remove it.
+        force: bool,
+    },
+    /// Every finished task.
+    Finished,
+    /// Finished tasks that ended longer ago than this.
+    OlderThan(Duration),
+}
+
+/// What [`Ccmp::cleanup`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Short ids of the removed tasks.
+    pub removed: Vec<String>,
+    /// Tasks left in place, with the reason.
+    pub skipped: Vec<SkippedTask>,
+}
+
+/// A task cleanup left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedTask {
+    /// Short id.
+    pub short_id: String,
+    /// Why it was kept.
+    pub reason: String,
+}
+
+/// The ccmp facade: start, inspect, wait for, cancel, follow up on and clean up tasks.
+#[derive(Debug, Clone)]
+pub struct Ccmp {
+    store: Arc<dyn TaskStore>,
+    supervisor: Arc<dyn Supervisor>,
+    config: Config,
+}
+
+impl Ccmp {
+    /// A facade over any store and supervisor.
+    pub fn new(store: Arc<dyn TaskStore>, supervisor: Arc<dyn Supervisor>, config: Config) -> Self {
+        Self {
+            store,
+            supervisor,
+            config,
+        }
+    }
+
+    /// The default setup: the file store at `state_dir` (or the default state dir), detached
+    /// runners that re-execute this executable, and settings from the environment.
+    ///
+    /// The executable's `main` must call [`hidden_entry_point`](crate::hidden_entry_point) first.
+    pub fn open(state_dir: Option<PathBuf>) -> Result<Self, Error> {
+        let config = Config::from_env()?;
+        let store = match state_dir {
+            Some(dir) => FsStore::open(dir)?,
+            None => FsStore::open_default()?,
+        };
+        let supervisor = DetachedSupervisor::new(store.clone(), config.clone())?;
+        Ok(Self::new(Arc::new(store), Arc::new(supervisor), config))
+    }
+
+    /// Like [`open`](Self::open), with an explicit config and runner binary (which must dispatch
+    /// [`hidden_entry_point`](crate::hidden_entry_point)).
+    pub fn open_with_runner(store: FsStore, config: Config, runner_program: impl Into<PathBuf>) -> Self {
+        let supervisor = DetachedSupervisor::with_runner_program(store.clone(), config.clone(), runner_program);
+        Self::new(Arc::new(store), Arc::new(supervisor), config)
+    }
+
+    /// An in-memory store with in-process tasks. Must be called inside a tokio runtime.
+    pub fn in_memory(config: Config) -> Result<Self, Error> {
+        let store: Arc<dyn TaskStore> = Arc::new(MemoryStore::new());
+        let supervisor = InProcessSupervisor::new(store.clone(), &config)?;
+        Ok(Self::new(store, Arc::new(supervisor), config))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn TaskStore {
+        self.store.as_ref()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The JSON view of a record, with its log path.
+    pub fn view(&self, record: &TaskRecord) -> TaskView {
+        record.view(self.store.log_path(&record.id, LogStream::Transcript))
+    }
+
+    /// Validates and starts a task. Bad input is rejected before anything is written.
+    pub fn start(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
+        self.start_following(request, None)
+    }
+
+    fn start_following(&self, request: TaskRequest, follows: Option<TaskId>) -> Result<TaskRecord, Error> {
+        let spec = request.validate(&self.config.agent_program)?;
+        let mut record = TaskRecord::new(spec);
+        record.follows = follows;
+        self.store.create(&record)?;
+        if let Err(e) = self.supervisor.launch(&record) {
+            // The task exists now; record why it never ran so that it is not a mystery later.
+            record.finish(
+                TaskStatus::Failed,
+                Outcome {
+                    error: Some(format!("{e:#}")),
+                    ..Outcome::default()
+                },
+            );
+            let _ = self.store.save(&record);
+            return Err(e.into());
+        }
+        Ok(self.store.load(&record.id).unwrap_or(record))
+    }
+
+    /// Resolves an id or unique prefix of 4 or more hex digits.
+    pub fn resolve(&self, id: &str) -> Result<TaskId, Error> {
+        Ok(self.store.resolve(id)?)
+    }
+
+    /// The current record of a task, checked against its processes.
+    pub fn status(&self, id: &str) -> Result<TaskRecord, Error> {
+        let id = self.resolve(id)?;
+        self.status_of(&id)
+    }
+
+    fn status_of(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        let record = self.store.load(id)?;
+        Ok(self.supervisor.refresh(record)?)
+    }
+
+    /// Tasks matching `query`, newest first, with the total before the limit.
+    pub fn list(&self, query: &ListQuery) -> Result<TaskList, Error> {
+        if query.limit == 0 {
+            return Err(Error::InvalidArgument("limit must be at least 1".into()));
+        }
+        let mut tasks = Vec::new();
+        let mut damaged = Vec::new();
+        for entry in self.store.list()? {
+            match entry {
+                Ok(record) => {
+                    let record = if record.status.is_terminal() {
+                        record
+                    } else {
+                        self.supervisor.refresh(record)?
+                    };
+                    if query.states.as_ref().is_none_or(|s| s.contains(&record.status)) {
+                        tasks.push(record);
+                    }
+                }
+                Err(d) => damaged.push(d),
+            }
+        }
+        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        damaged.sort_by(|a, b| a.id.cmp(&b.id));
+        let total = tasks.len();
+        tasks.truncate(query.limit);
+        Ok(TaskList { tasks, total, damaged })
+    }
+
+    /// Waits until any or all of `ids` have finished, or `timeout` passes.
+    pub async fn wait(&self, ids: &[String], mode: WaitMode, timeout: Duration) -> Result<WaitOutcome, Error> {
+        if ids.is_empty() {
+            return Err(Error::InvalidArgument("give at least one task id to wait for".into()));
+        }
+        let mut resolved = Vec::with_capacity(ids.len());
+        let mut seen = HashSet::new();
+        for id in ids {
+            let id = self.resolve(id)?;
+            if seen.insert(id) {
+                resolved.push(id);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
+        loop {
+            let mut finished = Vec::new();
+            let mut pending = Vec::new();
+            for id in &resolved {
+                let record = self.status_of(id)?;
+                if record.status.is_terminal() {
+                    finished.push(record);
+                } else {
+                    pending.push(record);
+                }
+            }
+            let done = match mode {
+                WaitMode::Any => !finished.is_empty(),
+                WaitMode::All => pending.is_empty(),
+            };
+            let now = tokio::time::Instant::now();
+            if done || now >= deadline {
+                return Ok(WaitOutcome {
+                    finished,
+                    pending,
+                    timed_out: !done,
+                });
+            }
+            tokio::time::sleep(POLL.min(deadline - now)).await;
+        }
+    }
+
+    /// Cancels a queued or running task and waits (up to the grace period and a little more)
+    /// for it to record `cancelled`.
+    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, Error> {
+        let record = self.status(id)?;
+        if record.status.is_terminal() {
+            return Ok(CancelOutcome {
+                record,
+                already_finished: true,
+            });
+        }
+        self.supervisor.cancel(&record)?;
+        let outcome = self
+            .wait(&[record.id.to_string()], WaitMode::All, self.config.grace + Duration::from_secs(5))
+            .await?;
+        let record = outcome
+            .finished
+            .into_iter()
+            .chain(outcome.pending)
+            .next()
+            .unwrap_or(record);
+        Ok(CancelOutcome {
+            record,
+            already_finished: false,
+        })
+    }
+
+    /// Removes tasks and their logs.
+    pub async fn cleanup(&self, target: CleanupTarget) -> Result<CleanupReport, Error> {
+        let mut report = CleanupReport::default();
+        match target {
+            CleanupTarget::Task { id, force } => {
+                let id = self.resolve(&id)?;
+                match self.status_of(&id) {
+                    Ok(record) if !record.status.is_terminal() => {
+                        if !force {
+                            return Err(Error::TaskActive {
+                                id: id.short(),
+                                status: record.status,
+                            });
+                        }
+                        let outcome = self.cancel(&id.to_string()).await?;
+                        if !outcome.record.status.is_terminal() {
+                            return Err(Error::TaskActive {
+                                id: id.short(),
+                                status: outcome.record.status,
+                            });
+                        }
+                    }
+                    Ok(_) | Err(Error::Store(StoreError::Damaged { .. })) => {}
+                    Err(e) => return Err(e),
+                }
+                self.store.remove(&id)?;
+                report.removed.push(id.short());
+            }
+            CleanupTarget::Finished | CleanupTarget::OlderThan(_) => {
+                let cutoff = match target {
+                    CleanupTarget::OlderThan(age) => Some(
+                        Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX),
+                    ),
+                    _ => None,
+                };
+                let list = self.list(&ListQuery {
+                    states: None,
+                    limit: usize::MAX,
+                })?;
+                for record in list.tasks {
+                    let short_id = record.id.short();
+                    if !record.status.is_terminal() {
+                        continue;
+                    }
+                    let ended = record.finished_at.unwrap_or(record.created_at);
+                    if cutoff.is_some_and(|cutoff| ended > cutoff) {
+                        continue;
+                    }
+                    match self.store.remove(&record.id) {
+                        Ok(()) => report.removed.push(short_id),
+                        Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => report.skipped.push(SkippedTask {
+                            short_id,
+                            reason: format!("{e:#}"),
+                        }),
+                    }
+                }
+                for damaged in list.damaged {
+                    report.skipped.push(SkippedTask {
+                        short_id: damaged.short_id.clone(),
+                        reason: format!(
+                            "its record is damaged ({}); remove it by id with cleanup {}",
+                            damaged.reason, damaged.short_id
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads part of a task's log.
+    pub fn output(&self, id: &str, stream: LogStream, range: LogRange) -> Result<LogChunk, Error> {
+        let id = self.resolve(id)?;
+        Ok(self.store.read_log(&id, stream, range)?)
+    }
+
+    /// Starts a new task that resumes a finished task's session with `prompt`, in the same
+    /// working dir and with the same settings. The new record names the task it follows.
+    pub fn follow_up(&self, id: &str, prompt: impl Into<String>) -> Result<TaskRecord, Error> {
+        let original = self.status(id)?;
+        if !original.status.is_terminal() {
+            return Err(Error::FollowUpActive {
+                id: original.id.short(),
+                status: original.status,
+            });
+        }
+        let Some(session) = original.session_id.clone() else {
+            return Err(Error::NoSession {
+                id: original.id.short(),
+            });
+        };
+        let request = TaskRequest {
+            prompt: prompt.into(),
+            resume_session: Some(session),
+            ..original.spec.to_request()
+        };
+        self.start_following(request, Some(original.id))
+    }
+}

@@ -1,0 +1,79 @@
+//! Settings shared by the facade and the supervisors, read from the environment.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// The environment variable that sets `max_parallel`.
+pub const MAX_PARALLEL_ENV: &str = "CCMP_MAX_PARALLEL";
+/// The environment variable that names the agent program.
+pub const CLAUDE_BIN_ENV: &str = "CCMP_CLAUDE_BIN";
+/// The environment variable that sets the grace period between TERM and KILL, in seconds.
+pub const GRACE_ENV: &str = "CCMP_GRACE_SECS";
+
+/// Default for `max_parallel`.
+pub const DEFAULT_MAX_PARALLEL: usize = 4;
+/// Default grace period between TERM and KILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// How tasks are run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// At most this many agents run at once across every process sharing a state dir.
+    pub max_parallel: usize,
+    /// Time between TERM and KILL when stopping an agent.
+    pub grace: Duration,
+    /// The agent program used when a request names none (a bare name is looked up on PATH).
+    pub agent_program: OsString,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_parallel: DEFAULT_MAX_PARALLEL,
+            grace: DEFAULT_GRACE,
+            agent_program: OsString::from("claude"),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults overridden by `CCMP_MAX_PARALLEL`, `CCMP_GRACE_SECS` and `CCMP_CLAUDE_BIN`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        if let Some(value) = env_value(MAX_PARALLEL_ENV) {
+            config.max_parallel = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or(ConfigError::BadEnv {
+                    var: MAX_PARALLEL_ENV,
+                    value,
+                    expected: "a whole number from 1 to 1024",
+                })?;
+        }
+        if let Some(value) = env_value(GRACE_ENV) {
+            config.grace = value
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.0..=3600.0).contains(s))
+                .map(Duration::from_secs_f64)
+                .ok_or(ConfigError::BadEnv {
+                    var: GRACE_ENV,
+                    value,
+                    expected: "a number of seconds from 0 to 3600",
+                })?;
+        }
+        if let Some(program) = std::env::var_os(CLAUDE_BIN_ENV).filter(|p| !p.is_empty()) {
+            config.agent_program = program;
+        }
+        Ok(config)
+    }
+}
+
+fn env_value(var: &str) -> Option<String> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_string_lossy().into_owned())
+}

@@ -1,0 +1,325 @@
+//! Error types, one enum per area.
+//!
+//! Messages are lowercase fragments without a trailing period and never repeat their source, so
+//! that a `{:#}` chain reads cleanly. Conditions a user can fix carry a hint in the message.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::task::TaskStatus;
+
+/// A task request that cannot become a [`TaskSpec`](crate::TaskSpec). Nothing is written when
+/// this is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// The prompt is empty or only whitespace.
+    #[error("the prompt is empty; give the task something to do")]
+    EmptyPrompt,
+    /// The prompt is larger than [`MAX_PROMPT_BYTES`](crate::MAX_PROMPT_BYTES).
+    #[error("the prompt is {len} bytes, over the limit of {max} bytes; put long material in a file in the working dir and refer to it")]
+    PromptTooLarge {
+        /// The prompt's size in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The working directory does not exist or cannot be read.
+    #[error("working dir `{path}` does not exist or cannot be read; pass an existing directory")]
+    MissingWorkingDir {
+        /// The directory as given.
+        path: PathBuf,
+        /// Why it could not be resolved.
+        #[source]
+        source: io::Error,
+    },
+    /// The working directory is a file or something else that is not a directory.
+    #[error("working dir `{path}` is not a directory; pass a directory")]
+    WorkingDirNotDir {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The current directory could not be read to default the working dir.
+    #[error("cannot read the current directory to use as the working dir; pass one explicitly")]
+    NoCurrentDir(#[source] io::Error),
+    /// A directory given in `add_dirs` does not exist.
+    #[error("additional dir `{path}` does not exist or is not a directory")]
+    BadAddDir {
+        /// The directory as given.
+        path: PathBuf,
+    },
+    /// A text field holds characters the agent cannot take.
+    #[error("{field} `{value}` is not valid: {reason}")]
+    InvalidField {
+        /// Which field.
+        field: &'static str,
+        /// The value, with control characters escaped.
+        value: String,
+        /// What is wrong and what is allowed.
+        reason: &'static str,
+    },
+    /// A number is out of range.
+    #[error("{field} must be {expected}, got {value}")]
+    OutOfRange {
+        /// Which field.
+        field: &'static str,
+        /// What is allowed.
+        expected: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// The agent program could not be found.
+    #[error("agent program `{program}` was not found{}; install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set CCMP_CLAUDE_BIN to the path of the `claude` binary", if *.on_path { " on PATH" } else { "" })]
+    AgentNotFound {
+        /// The program as configured.
+        program: String,
+        /// Whether it was looked up on PATH (a bare name) rather than as a path.
+        on_path: bool,
+    },
+}
+
+/// A failure reading or writing task state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No task has this id or prefix.
+    #[error("no task matches `{id}`; run `ccmp list --all` to see task ids")]
+    NotFound {
+        /// The id or prefix as given.
+        id: String,
+    },
+    /// The prefix matches more than one task.
+    #[error("task id prefix `{prefix}` is ambiguous: it matches {}; give more characters", .candidates.join(", "))]
+    Ambiguous {
+        /// The prefix as given.
+        prefix: String,
+        /// Short ids of the matching tasks (at most ten).
+        candidates: Vec<String>,
+    },
+    /// The id is not a hex id or prefix.
+    #[error("`{id}` is not a task id: {reason}")]
+    InvalidId {
+        /// The input, with control characters escaped.
+        id: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The state directory path exists but is not a directory.
+    #[error("state dir `{path}` is not a directory; point CCMP_STATE_DIR at a directory")]
+    StateDirNotDir {
+        /// The state dir.
+        path: PathBuf,
+    },
+    /// The state directory cannot be created or written.
+    #[error("state dir `{path}` cannot be created or written; check its permissions or set CCMP_STATE_DIR to a writable directory")]
+    StateDirUnwritable {
+        /// The state dir.
+        path: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
+    /// No state directory was given and none could be derived from the environment.
+    #[error("cannot find a home directory for the default state dir; set CCMP_STATE_DIR")]
+    NoStateDir,
+    /// A task record exists but cannot be parsed.
+    #[error("task record `{path}` is damaged ({reason}); remove the task with `ccmp cleanup {id}`")]
+    Damaged {
+        /// Short id of the task.
+        id: String,
+        /// The record's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A task with this id already exists.
+    #[error("task `{id}` already exists")]
+    AlreadyExists {
+        /// The id.
+        id: String,
+    },
+    /// Reading a file failed.
+    #[error("failed to read `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing a file failed.
+    #[error("failed to write `{path}`")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
+    /// A lock could not be taken in time.
+    #[error("task store is locked by another ccmp process (waited {secs}s); if none is running, remove `{path}`")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        secs: u64,
+    },
+    /// Serialising a record failed (a bug).
+    #[error("failed to serialise task record")]
+    Serialize(#[source] serde_json::Error),
+}
+
+impl StoreError {
+    pub(crate) fn read(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Read {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Write {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether this error means the task does not exist (as opposed to a damaged store).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+/// A failure starting, signalling or inspecting a task's processes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    /// The runner process could not be started.
+    #[error("failed to start the task runner `{program}`")]
+    SpawnRunner {
+        /// The runner binary.
+        program: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The runner started but failed before taking the task.
+    #[error("the task runner `{program}` failed to take the task: {reason}")]
+    RunnerFailed {
+        /// The runner binary.
+        program: PathBuf,
+        /// What the runner said.
+        reason: String,
+    },
+    /// Sending a signal failed for a reason other than the process being gone.
+    #[error("failed to signal process {pid}")]
+    Signal {
+        /// The target.
+        pid: i32,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The in-process supervisor needs a tokio runtime.
+    #[error("the in-process supervisor must be created inside a tokio runtime")]
+    NoRuntime,
+    /// A store operation failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A bad configuration value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An environment variable has a value that cannot be used.
+    #[error("environment variable {var}={value:?} is not valid: {expected}")]
+    BadEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        expected: &'static str,
+    },
+}
+
+/// Any error from the [`Ccmp`](crate::Ccmp) facade.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task request is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Reading or writing state failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Starting or signalling processes failed.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The task is still queued or running.
+    #[error("task {id} is still {status}; cancel it first, or pass force to cancel and remove it")]
+    TaskActive {
+        /// Short id.
+        id: String,
+        /// Its state.
+        status: TaskStatus,
+    },
+    /// A follow-up needs the task to be finished.
+    #[error("task {id} is still {status}; wait for it to finish before following up")]
+    FollowUpActive {
+        /// Short id.
+        id: String,
+        /// Its state.
+        status: TaskStatus,
+    },
+    /// A follow-up needs a session to resume.
+    #[error("task {id} has no session to resume (the agent never started a session); start a new task instead")]
+    NoSession {
+        /// Short id.
+        id: String,
+    },
+    /// A wait or list argument is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// Whether this error is a missing or ambiguous task id, so frontends can map it to their
+    /// "not found" exit code.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(
+                StoreError::NotFound { .. }
+                    | StoreError::Ambiguous { .. }
+                    | StoreError::InvalidId { .. }
+            )
+        )
+    }
+
+    /// Whether this error is bad input that the caller can fix (as opposed to a system fault).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Spec(_)
+                | Self::InvalidArgument(_)
+                | Self::TaskActive { .. }
+                | Self::FollowUpActive { .. }
+                | Self::NoSession { .. }
+        )
+    }
+}
+
+/// Escapes control characters so that a value can be quoted in an error message.
+pub(crate) fn escape(value: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = value.chars().flat_map(char::escape_debug).take(MAX).collect();
+    if value.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}

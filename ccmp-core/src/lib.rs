@@ -1,0 +1,72 @@
+//! ccmp-core: run Claude Code (`claude -p`) tasks in the background, in parallel, with every
+//! task's state on disk.
+//!
+//! Start with [`Ccmp`]: [`Ccmp::open`] gives the default setup (the [`FsStore`] under the state
+//! dir and a [`DetachedSupervisor`] whose runner processes outlive the caller);
+//! [`Ccmp::in_memory`] gives a [`MemoryStore`] with an [`InProcessSupervisor`] for embedding.
+//!
+//! A program that uses detached runners re-executes itself as the runner, so its `main` must
+//! begin with [`hidden_entry_point`]:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     if let Some(code) = ccmp_core::hidden_entry_point() {
+//!         return code;
+//!     }
+//!     // … the program's own work …
+//!     std::process::ExitCode::SUCCESS
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+mod agent;
+mod ccmp;
+mod config;
+mod error;
+mod paths;
+mod process_identity;
+mod spec;
+mod store;
+mod supervisor;
+mod task;
+
+use std::process::ExitCode;
+
+pub use crate::agent::{Invocation, STRIPPED_ENV, TASK_ENV, invocation, signal_name};
+pub use crate::ccmp::{
+    CancelOutcome, Ccmp, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT, SkippedTask, TaskList, WaitMode,
+    WaitOutcome,
+};
+pub use crate::config::{
+    CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
+};
+pub use crate::error::{ConfigError, Error, SpecError, StoreError, SupervisorError};
+pub use crate::paths::{STATE_DIR_ENV, default_state_dir};
+pub use crate::process_identity::ProcessIdentity;
+pub use crate::spec::{MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, PERMISSION_MODES, TaskRequest, TaskSpec};
+pub use crate::store::{FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore};
+pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
+pub use crate::task::{
+    AgentProcess, DamagedTask, IdPrefix, MIN_PREFIX_LEN, Outcome, SCHEMA_VERSION, TaskId, TaskRecord, TaskStatus,
+    TaskView,
+};
+
+/// Runs ccmp's hidden subcommands (the task runner and the agent trampoline) when this process
+/// was started as one, and returns its exit code; returns `None` otherwise.
+///
+/// Call it first in `main` of any binary that creates tasks with a [`DetachedSupervisor`]
+/// (install logging first if you want the runner's diagnostics: its stderr goes to the task's
+/// `runner.log`). The runner is the only place in ccmp that handles signals: it is a process of
+/// its own, and turns TERM into a cancel.
+pub fn hidden_entry_point() -> Option<ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next()?;
+    if first == supervisor::RUNNER_CMD {
+        Some(supervisor::runner_main(args))
+    } else if first == supervisor::EXEC_AGENT_CMD {
+        Some(supervisor::exec_agent(args))
+    } else {
+        None
+    }
+}

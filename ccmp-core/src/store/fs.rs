@@ -1,0 +1,332 @@
+//! [`FsStore`]: one directory per task under the state dir, every write atomic.
+//!
+//! Layout (directories 0700, files 0600):
+//!
+//! ```text
+//! <state>/tasks/<id>/record.json     the record, replaced by temp file + fsync + rename + fsync dir
+//! <state>/tasks/<id>/transcript.log  readable log; stdout.jsonl and stderr.log are the raw streams
+//! <state>/tasks/<id>/runner.lock     held (flock) by the task's runner for as long as it lives
+//! <state>/queue/, <state>/slots/     the cross-process queue (see `supervisor::slots`)
+//! ```
+//!
+//! A task directory appears whole: it is built under a hidden temporary name and renamed into
+//! place, and removal renames it away before deleting. Names starting with `.` are ignored.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{Listed, LogChunk, LogRange, LogStream, TaskStore};
+use crate::error::StoreError;
+use crate::task::{DamagedTask, IdPrefix, SCHEMA_VERSION, TaskId, TaskRecord};
+
+const RECORD: &str = "record.json";
+
+/// The durable store: shared by every process that opens the same state dir.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+    tasks: PathBuf,
+}
+
+impl FsStore {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        if root.exists() && !root.is_dir() {
+            return Err(StoreError::StateDirNotDir { path: root });
+        }
+        let unwritable = |source| StoreError::StateDirUnwritable {
+            path: root.clone(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .map_err(unwritable)?;
+        let root = root.canonicalize().map_err(unwritable)?;
+        for sub in ["tasks", "queue", "slots"] {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root.join(sub))
+                .map_err(|source| StoreError::StateDirUnwritable {
+                    path: root.clone(),
+                    source,
+                })?;
+        }
+        Ok(Self {
+            tasks: root.join("tasks"),
+            root,
+        })
+    }
+
+    /// Opens the store at the default state dir (see [`default_state_dir`](crate::default_state_dir)).
+    pub fn open_default() -> Result<Self, StoreError> {
+        Self::open(crate::paths::default_state_dir()?)
+    }
+
+    /// The state dir.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory that holds one task's record and logs.
+    pub fn task_dir(&self, id: &TaskId) -> PathBuf {
+        self.tasks.join(id.simple())
+    }
+
+    /// The lock file a task's runner holds while it lives.
+    pub(crate) fn runner_lock_path(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("runner.lock")
+    }
+
+    /// The marker file that asks a task's runner to cancel.
+    pub(crate) fn cancel_path(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("cancel")
+    }
+
+    /// The runner's own diagnostics.
+    pub(crate) fn runner_log_path(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("runner.log")
+    }
+
+    fn record_path(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join(RECORD)
+    }
+
+    fn read_record(&self, id: &TaskId) -> Result<TaskRecord, StoreError> {
+        let path = self.record_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return if self.task_dir(id).is_dir() {
+                    Err(damaged(id, path, "the record file is missing".into()))
+                } else {
+                    Err(StoreError::NotFound { id: id.to_string() })
+                };
+            }
+            Err(e) => return Err(StoreError::read(path, e)),
+        };
+        parse_record(id, &path, &bytes)
+    }
+}
+
+fn damaged(id: &TaskId, path: PathBuf, reason: String) -> StoreError {
+    StoreError::Damaged {
+        id: id.short(),
+        path,
+        reason,
+    }
+}
+
+fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, StoreError> {
+    if bytes.is_empty() {
+        return Err(damaged(id, path.to_owned(), "the record file is empty".into()));
+    }
+    #[derive(serde::Deserialize)]
+    struct Version {
+        schema: u32,
+    }
+    match serde_json::from_slice::<Version>(bytes) {
+        Ok(v) if v.schema > SCHEMA_VERSION => {
+            return Err(damaged(
+                id,
+                path.to_owned(),
+                format!("written by a newer ccmp (schema {}); upgrade ccmp to read it", v.schema),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(damaged(id, path.to_owned(), format!("not a task record: {e}"))),
+    }
+    let record: TaskRecord = serde_json::from_slice(bytes)
+        .map_err(|e| damaged(id, path.to_owned(), format!("not a task record: {e}")))?;
+    if record.id != *id {
+        return Err(damaged(
+            id,
+            path.to_owned(),
+            format!("it names task {} instead", record.id),
+        ));
+    }
+    Ok(record)
+}
+
+/// Writes `bytes` to `dir/name` atomically: temp file in `dir`, fsync, rename, fsync `dir`.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn serialize(record: &TaskRecord) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = serde_json::to_vec_pretty(record).map_err(StoreError::Serialize)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn dir_ids(dir: &Path) -> Result<Vec<TaskId>, StoreError> {
+    let entries = fs::read_dir(dir).map_err(|e| StoreError::read(dir, e))?;
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::read(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Ok(id) = name.parse::<TaskId>() {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+impl TaskStore for FsStore {
+    fn create(&self, record: &TaskRecord) -> Result<(), StoreError> {
+        let unwritable = |source| StoreError::StateDirUnwritable {
+            path: self.root.clone(),
+            source,
+        };
+        let staging = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(&self.tasks)
+            .map_err(unwritable)?;
+        let bytes = serialize(record)?;
+        write_atomic(staging.path(), RECORD, &bytes).map_err(|e| StoreError::write(staging.path(), e))?;
+        let final_dir = self.task_dir(&record.id);
+        if final_dir.exists() {
+            return Err(StoreError::AlreadyExists {
+                id: record.id.short(),
+            });
+        }
+        fs::rename(staging.path(), &final_dir).map_err(|e| StoreError::write(&final_dir, e))?;
+        // The staging dir is now the task dir; do not let the guard delete anything.
+        let _ = staging.keep();
+        sync_dir(&self.tasks).map_err(|e| StoreError::write(&self.tasks, e))
+    }
+
+    fn load(&self, id: &TaskId) -> Result<TaskRecord, StoreError> {
+        self.read_record(id)
+    }
+
+    fn save(&self, record: &TaskRecord) -> Result<(), StoreError> {
+        let dir = self.task_dir(&record.id);
+        let bytes = serialize(record)?;
+        write_atomic(&dir, RECORD, &bytes).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::NotFound {
+                    id: record.id.to_string(),
+                }
+            } else {
+                StoreError::write(dir.join(RECORD), e)
+            }
+        })
+    }
+
+    fn ids(&self) -> Result<Vec<TaskId>, StoreError> {
+        dir_ids(&self.tasks)
+    }
+
+    fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            match self.read_record(&id) {
+                Ok(record) => out.push(Ok(record)),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(StoreError::Damaged { path, reason, .. }) => out.push(Err(DamagedTask {
+                    id: id.to_string(),
+                    short_id: id.short(),
+                    path,
+                    reason,
+                })),
+                Err(other) => out.push(Err(DamagedTask {
+                    id: id.to_string(),
+                    short_id: id.short(),
+                    path: self.record_path(&id),
+                    reason: format!("{other}"),
+                })),
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove(&self, id: &TaskId) -> Result<(), StoreError> {
+        let dir = self.task_dir(id);
+        let trash = self.tasks.join(format!(".trash-{}-{}", id.simple(), TaskId::new().short()));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound { id: id.to_string() });
+            }
+            Err(e) => return Err(StoreError::write(&dir, e)),
+        }
+        sync_dir(&self.tasks).map_err(|e| StoreError::write(&self.tasks, e))?;
+        fs::remove_dir_all(&trash).map_err(|e| StoreError::write(&trash, e))
+    }
+
+    fn log_writer(&self, id: &TaskId, stream: LogStream) -> Result<Box<dyn Write + Send>, StoreError> {
+        let path = self.task_dir(id).join(stream.file_name());
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| StoreError::write(&path, e))?;
+        Ok(Box::new(file))
+    }
+
+    fn read_log(&self, id: &TaskId, stream: LogStream, range: LogRange) -> Result<LogChunk, StoreError> {
+        let path = self.task_dir(id).join(stream.file_name());
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !self.task_dir(id).is_dir() {
+                    return Err(StoreError::NotFound { id: id.to_string() });
+                }
+                return Ok(LogChunk::read(0, range, |_, _| Ok(Vec::new())).expect("empty read"));
+            }
+            Err(e) => return Err(StoreError::read(&path, e)),
+        };
+        let total = file.metadata().map_err(|e| StoreError::read(&path, e))?.len();
+        LogChunk::read(total, range, |offset, len| {
+            let mut buf = vec![0; len];
+            file.seek(SeekFrom::Start(offset))?;
+            let mut filled = 0;
+            while filled < len {
+                match file.read(&mut buf[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            buf.truncate(filled);
+            Ok(buf)
+        })
+        .map_err(|e| StoreError::read(&path, e))
+    }
+
+    fn log_path(&self, id: &TaskId, stream: LogStream) -> Option<PathBuf> {
+        Some(self.task_dir(id).join(stream.file_name()))
+    }
+
+    fn resolve(&self, input: &str) -> Result<TaskId, StoreError> {
+        let prefix = IdPrefix::parse(input)?;
+        if prefix.as_str().len() == 32
+            && let Ok(id) = prefix.as_str().parse::<TaskId>()
+        {
+            return if self.task_dir(&id).is_dir() {
+                Ok(id)
+            } else {
+                Err(StoreError::NotFound { id: input.to_owned() })
+            };
+        }
+        prefix.resolve(self.ids()?)
+    }
+}

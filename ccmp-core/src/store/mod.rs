@@ -1,0 +1,51 @@
+//! The [`TaskStore`] trait: where task records and logs live.
+//!
+//! Two implementations pass one contract suite: [`FsStore`] (durable, shared by every process
+//! on the machine) and [`MemoryStore`] (for embedding and tests).
+
+mod fs;
+mod log;
+mod memory;
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub use self::fs::FsStore;
+pub(crate) use self::fs::write_atomic;
+pub use self::log::{LogChunk, LogRange, LogStream, MAX_LOG_READ};
+pub use self::memory::MemoryStore;
+use crate::error::StoreError;
+use crate::task::{DamagedTask, IdPrefix, TaskId, TaskRecord};
+
+/// One entry of [`TaskStore::list`]: a record, or a task whose record cannot be read.
+pub type Listed = Result<TaskRecord, DamagedTask>;
+
+/// Durable task state. Synchronous on purpose: each call is a few small file operations.
+///
+/// Records are replaced whole, never edited in place; a reader never sees a half-written one.
+pub trait TaskStore: Send + Sync + fmt::Debug {
+    /// Stores a new record. Fails with [`StoreError::AlreadyExists`] if the id is taken.
+    fn create(&self, record: &TaskRecord) -> Result<(), StoreError>;
+    /// Reads a record.
+    fn load(&self, id: &TaskId) -> Result<TaskRecord, StoreError>;
+    /// Replaces a record. Fails with [`StoreError::NotFound`] if the task was removed.
+    fn save(&self, record: &TaskRecord) -> Result<(), StoreError>;
+    /// Every task id in the store, in no particular order.
+    fn ids(&self) -> Result<Vec<TaskId>, StoreError>;
+    /// Every task, in no particular order; damaged records are reported as such.
+    fn list(&self) -> Result<Vec<Listed>, StoreError>;
+    /// Removes a task and its logs.
+    fn remove(&self, id: &TaskId) -> Result<(), StoreError>;
+    /// A writer that appends to one of the task's logs.
+    fn log_writer(&self, id: &TaskId, stream: LogStream) -> Result<Box<dyn Write + Send>, StoreError>;
+    /// Reads part of one of the task's logs.
+    fn read_log(&self, id: &TaskId, stream: LogStream, range: LogRange) -> Result<LogChunk, StoreError>;
+    /// Where a log lives on disk, if it does.
+    fn log_path(&self, id: &TaskId, stream: LogStream) -> Option<PathBuf>;
+
+    /// Resolves a full id or a unique prefix of 4 or more hex digits.
+    fn resolve(&self, input: &str) -> Result<TaskId, StoreError> {
+        IdPrefix::parse(input)?.resolve(self.ids()?)
+    }
+}

@@ -1,0 +1,120 @@
+//! [`InProcessSupervisor`]: tasks run on the host's tokio runtime and live as long as the host
+//! process. For embedding, usually with a [`MemoryStore`](crate::MemoryStore).
+//!
+//! `max_parallel` is a FIFO semaphore (tokio's is fair), shared by the tasks of this supervisor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::Supervisor;
+use super::run::{self, RunContext};
+use crate::config::Config;
+use crate::error::SupervisorError;
+use crate::process_identity::ProcessIdentity;
+use crate::store::TaskStore;
+use crate::task::{Outcome, TaskId, TaskRecord, TaskStatus};
+
+/// Runs tasks as tokio tasks of the current process.
+#[derive(Debug, Clone)]
+pub struct InProcessSupervisor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ctx: RunContext,
+    runtime: Handle,
+    slots: Arc<Semaphore>,
+    tokens: Mutex<HashMap<TaskId, CancellationToken>>,
+}
+
+impl InProcessSupervisor {
+    /// A supervisor that runs tasks of `store` on the current tokio runtime.
+    pub fn new(store: Arc<dyn TaskStore>, config: &Config) -> Result<Self, SupervisorError> {
+        let runtime = Handle::try_current().map_err(|_| SupervisorError::NoRuntime)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                ctx: RunContext {
+                    store,
+                    grace: config.grace,
+                    trampoline: None,
+                    reap_orphans: false,
+                },
+                runtime,
+                slots: Arc::new(Semaphore::new(config.max_parallel)),
+                tokens: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, CancellationToken>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Supervisor for InProcessSupervisor {
+    fn launch(&self, record: &TaskRecord) -> Result<(), SupervisorError> {
+        let mut record = record.clone();
+        record.runner = ProcessIdentity::current().ok();
+        self.inner.ctx.store.save(&record)?;
+        let token = CancellationToken::new();
+        self.inner.tokens().insert(record.id, token.clone());
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move {
+            let id = record.id;
+            let store = inner.ctx.store.clone();
+            let permit = tokio::select! {
+                permit = inner.slots.clone().acquire_owned() => permit.ok(),
+                () = token.cancelled() => None,
+            };
+            match permit {
+                Some(_permit) => {
+                    run::run_agent(&inner.ctx, record, &token, || "cancelled on request".to_owned()).await;
+                }
+                None => {
+                    let error = "cancelled on request while queued".to_owned();
+                    run::finish_early(store.as_ref(), record, TaskStatus::Cancelled, error).await;
+                }
+            }
+            inner.tokens().remove(&id);
+        });
+        Ok(())
+    }
+
+    fn cancel(&self, record: &TaskRecord) -> Result<(), SupervisorError> {
+        if let Some(token) = self.inner.tokens().get(&record.id) {
+            token.cancel();
+        }
+        Ok(())
+    }
+
+    fn refresh(&self, mut record: TaskRecord) -> Result<TaskRecord, SupervisorError> {
+        if record.status.is_terminal() || self.inner.tokens().contains_key(&record.id) {
+            return Ok(record);
+        }
+        // Not ours: it belongs to another process, or to an earlier life of this one.
+        if record.runner.as_ref().is_some_and(ProcessIdentity::is_alive) {
+            return Ok(record);
+        }
+        // Look once more: the task may have finished between the read and the token check.
+        record = self.inner.ctx.store.load(&record.id)?;
+        if record.status.is_terminal() {
+            return Ok(record);
+        }
+        record.finish(
+            TaskStatus::Lost,
+            Outcome {
+                error: Some("the process that ran it exited before the task finished".into()),
+                ..Outcome::default()
+            },
+        );
+        self.inner.ctx.store.save(&record)?;
+        Ok(record)
+    }
+}

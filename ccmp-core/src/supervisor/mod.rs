@@ -1,0 +1,31 @@
+//! The [`Supervisor`] trait: who runs a task's agent and how it is stopped.
+//!
+//! [`DetachedSupervisor`] runs each task in a runner process that outlives the frontend;
+//! [`InProcessSupervisor`] runs tasks on the host's tokio runtime. Both share one run loop.
+
+mod detached;
+mod in_process;
+mod run;
+mod slots;
+mod unix;
+
+use std::fmt;
+
+pub use self::detached::{DetachedSupervisor, RUNNER_CMD};
+pub use self::in_process::InProcessSupervisor;
+pub(crate) use self::detached::runner_main;
+pub(crate) use self::unix::{EXEC_AGENT_CMD, exec_agent};
+use crate::error::SupervisorError;
+use crate::task::TaskRecord;
+
+/// Runs tasks. Methods return quickly; the work happens elsewhere (a runner process or a tokio
+/// task) and is reported through the store.
+pub trait Supervisor: Send + Sync + fmt::Debug {
+    /// Starts running a task whose queued record is already in the store.
+    fn launch(&self, record: &TaskRecord) -> Result<(), SupervisorError>;
+    /// Asks a queued or running task to stop. The task records `cancelled` when it has.
+    fn cancel(&self, record: &TaskRecord) -> Result<(), SupervisorError>;
+    /// Checks a non-terminal record against reality: if whatever was running the task is gone,
+    /// the task is marked `lost` (and its leftover processes stopped). Returns the current record.
+    fn refresh(&self, record: TaskRecord) -> Result<TaskRecord, SupervisorError>;
+}

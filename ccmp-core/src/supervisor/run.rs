@@ -1,0 +1,353 @@
+//! Running one agent to completion: the loop both supervisors share.
+//!
+//! The agent is its own process-group leader. Its stdout is parsed live and kept byte for byte
+//! in the stdout log; its stderr is kept in the stderr log. Cancel and timeout send TERM to the
+//! group, wait the grace period, then KILL the group. When the agent has exited, every process
+//! of its tree is swept (see [`unix::sweep_task`]) before the outcome is recorded, so no
+//! descendant outlives its task.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use rustix::process::Signal;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::unix::{self, EXEC_AGENT_CMD};
+use crate::agent::{self, Change, Exit, STRIPPED_ENV, Stop, StreamState, TASK_ENV};
+use crate::process_identity::ProcessIdentity;
+use crate::store::{LogStream, TaskStore};
+use crate::task::{AgentProcess, Outcome, TaskRecord, TaskStatus};
+
+/// How long to keep retrying the final record write (for example while a disk is full).
+const FINAL_SAVE_ATTEMPTS: u32 = 600;
+/// Bytes of stderr kept in memory for error messages.
+const STDERR_TAIL: usize = 4096;
+
+/// What a run needs besides the record.
+#[derive(Debug, Clone)]
+pub(crate) struct RunContext {
+    pub store: Arc<dyn TaskStore>,
+    pub grace: Duration,
+    /// A binary that understands [`EXEC_AGENT_CMD`]; the agent is started through it so that it
+    /// dies with its runner.
+    pub trampoline: Option<PathBuf>,
+    /// Whether this process is a child subreaper that must reap orphans.
+    pub reap_orphans: bool,
+}
+
+/// Saves `record`, logging instead of failing: a progress update that cannot be written must not
+/// stop the task.
+fn save_soft(store: &dyn TaskStore, record: &TaskRecord) {
+    if let Err(e) = store.save(record) {
+        tracing::warn!(task = %record.id.short(), "could not save progress: {e:#}");
+    }
+}
+
+/// Saves the terminal record, retrying for a while: a full disk must not lose an outcome.
+pub(crate) async fn save_final(store: &dyn TaskStore, record: &TaskRecord) {
+    for attempt in 0..FINAL_SAVE_ATTEMPTS {
+        match store.save(record) {
+            Ok(()) => return,
+            Err(e) if e.is_not_found() => return,
+            Err(e) => {
+                if attempt == 0 {
+                    tracing::error!(task = %record.id.short(), "could not save the outcome, retrying: {e:#}");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    tracing::error!(task = %record.id.short(), "gave up saving the outcome");
+}
+
+/// Records a task that ends before its agent starts.
+pub(crate) async fn finish_early(
+    store: &dyn TaskStore,
+    mut record: TaskRecord,
+    status: TaskStatus,
+    error: String,
+) -> TaskRecord {
+    record.finish(
+        status,
+        Outcome {
+            error: Some(error),
+            ..Outcome::default()
+        },
+    );
+    save_final(store, &record).await;
+    record
+}
+
+/// Runs the agent for `record` until it ends, is cancelled or times out, and records the
+/// outcome. `cancel_reason` is asked for the error text when `cancel` fires.
+pub(crate) async fn run_agent(
+    ctx: &RunContext,
+    mut record: TaskRecord,
+    cancel: &CancellationToken,
+    cancel_reason: impl Fn() -> String,
+) -> TaskRecord {
+    let store = ctx.store.as_ref();
+    if cancel.is_cancelled() {
+        return finish_early(store, record, TaskStatus::Cancelled, cancel_reason()).await;
+    }
+    let invocation = agent::invocation(&record.spec);
+    let mut command = match &ctx.trampoline {
+        Some(trampoline) => {
+            let mut c = Command::new(trampoline);
+            c.arg(EXEC_AGENT_CMD)
+                .arg(rustix::process::getpid().as_raw_nonzero().get().to_string())
+                .arg(&invocation.program);
+            c
+        }
+        None => Command::new(&invocation.program),
+    };
+    command
+        .args(&invocation.args)
+        .current_dir(&record.spec.working_dir)
+        .envs(&record.spec.env)
+        .env(TASK_ENV, record.id.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for var in STRIPPED_ENV {
+        command.env_remove(var);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let error = format!(
+                "could not start the agent `{}`: {e}; check that it is installed, or set CCMP_CLAUDE_BIN",
+                invocation.program.display()
+            );
+            return finish_early(store, record, TaskStatus::Failed, error).await;
+        }
+    };
+    let pid = child.id().map(|p| p as i32).unwrap_or_default();
+    record.status = TaskStatus::Running;
+    record.started_at = Some(Utc::now());
+    record.progress = Some("starting".into());
+    record.agent = ProcessIdentity::of(pid)
+        .ok()
+        .map(|identity| AgentProcess { identity, pgid: pid });
+    save_soft(store, &record);
+
+    // The prompt goes on stdin, which is then closed.
+    if let Some(mut stdin) = child.stdin.take() {
+        let prompt = record.spec.prompt.clone().into_bytes();
+        tokio::spawn(async move {
+            // A broken pipe means the agent exited early; its exit status tells why.
+            let _ = stdin.write_all(&prompt).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let (state_tx, mut state_rx) = watch::channel(StreamState::default());
+    let stdout_task = child.stdout.take().map(|stdout| {
+        let logs = open_logs(store, &record);
+        tokio::spawn(read_stdout(stdout, logs, state_tx))
+    });
+    let stderr_tail = Arc::new(Mutex::new(Vec::new()));
+    let stderr_task = child.stderr.take().map(|stderr| {
+        let log = store.log_writer(&record.id, LogStream::Stderr).ok();
+        tokio::spawn(copy_stderr(stderr, log, stderr_tail.clone()))
+    });
+
+    let deadline = record
+        .spec
+        .timeout_secs
+        .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
+    let mut stop: Option<Stop> = None;
+    let mut kill_at: Option<Instant> = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            Ok(()) = state_rx.changed() => {
+                let state = state_rx.borrow_and_update().clone();
+                if update_progress(&mut record, &state) {
+                    save_soft(store, &record);
+                }
+            }
+            () = cancel.cancelled(), if stop.is_none() => {
+                stop = Some(Stop::Cancelled(cancel_reason()));
+                record.progress = Some("cancelling".into());
+                save_soft(store, &record);
+                match terminate(&mut child, pid, Signal::TERM) {
+                    Some(status) => break Ok(status),
+                    None => kill_at = Some(Instant::now() + ctx.grace),
+                }
+            }
+            () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() && stop.is_none() => {
+                stop = Some(Stop::TimedOut(record.spec.timeout_secs.unwrap_or_default()));
+                record.progress = Some("timed out, stopping".into());
+                save_soft(store, &record);
+                match terminate(&mut child, pid, Signal::TERM) {
+                    Some(status) => break Ok(status),
+                    None => kill_at = Some(Instant::now() + ctx.grace),
+                }
+            }
+            () = sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
+                kill_at = None;
+                if let Some(status) = terminate(&mut child, pid, Signal::KILL) {
+                    break Ok(status);
+                }
+            }
+        }
+    };
+
+    // Nothing of the task's tree may outlive it: sweep, then reap what was reparented to us.
+    let id = record.id;
+    let reap = ctx.reap_orphans;
+    let _ = tokio::task::spawn_blocking(move || {
+        let swept = unix::sweep_task(&id);
+        if reap {
+            unix::reap_children();
+        }
+        swept
+    })
+    .await;
+
+    // With the tree gone, the pipes reach EOF; do not wait forever on a stray holder.
+    let state = match stdout_task {
+        Some(task) => match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(state)) => state,
+            _ => state_rx.borrow().clone(),
+        },
+        None => StreamState::default(),
+    };
+    if let Some(task) = stderr_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    update_progress(&mut record, &state);
+    let exit = match status {
+        Ok(status) => exit_of(status),
+        Err(e) => {
+            tracing::warn!(task = %record.id.short(), "waiting for the agent failed: {e}");
+            Exit { code: None, signal: None }
+        }
+    };
+    let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let (status, outcome) = agent::conclude(&state, exit, stop, &tail);
+    record.progress = Some(match status {
+        TaskStatus::Succeeded => "done".to_owned(),
+        other => other.to_string(),
+    });
+    record.finish(status, outcome);
+    save_final(store, &record).await;
+    record
+}
+
+/// Signals the agent's group unless the agent has already exited (and was reaped), in which
+/// case its status is returned. The group is only signalled while its leader is unreaped, so the
+/// pgid cannot have been reused.
+fn terminate(child: &mut Child, pgid: i32, signal: Signal) -> Option<ExitStatus> {
+    match child.try_wait() {
+        Ok(Some(status)) => Some(status),
+        _ => {
+            if let Err(e) = unix::signal_group(pgid, signal) {
+                tracing::warn!("could not signal process group {pgid}: {e}");
+            }
+            None
+        }
+    }
+}
+
+fn exit_of(status: ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    Exit {
+        code: status.code(),
+        signal: status.signal(),
+    }
+}
+
+fn update_progress(record: &mut TaskRecord, state: &StreamState) -> bool {
+    let before = (record.session_id.clone(), record.agent_model.clone(), record.progress.clone());
+    if state.session_id.is_some() {
+        record.session_id.clone_from(&state.session_id);
+    }
+    if state.model.is_some() {
+        record.agent_model.clone_from(&state.model);
+    }
+    if state.progress.is_some() {
+        record.progress.clone_from(&state.progress);
+    }
+    before != (record.session_id.clone(), record.agent_model.clone(), record.progress.clone())
+}
+
+struct Logs {
+    stdout: Option<Box<dyn Write + Send>>,
+    transcript: Option<Box<dyn Write + Send>>,
+}
+
+fn open_logs(store: &dyn TaskStore, record: &TaskRecord) -> Logs {
+    let open = |stream| match store.log_writer(&record.id, stream) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(task = %record.id.short(), "cannot open the {stream} log: {e:#}");
+            None
+        }
+    };
+    Logs {
+        stdout: open(LogStream::Stdout),
+        transcript: open(LogStream::Transcript),
+    }
+}
+
+async fn read_stdout(
+    stdout: tokio::process::ChildStdout,
+    mut logs: Logs,
+    state_tx: watch::Sender<StreamState>,
+) -> StreamState {
+    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+    let mut line = Vec::new();
+    let mut state = StreamState::default();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if let Some(log) = logs.stdout.as_mut() {
+            let _ = log.write_all(&line);
+        }
+        let (change, text) = state.feed(&line);
+        if let (Some(text), Some(log)) = (text, logs.transcript.as_mut()) {
+            let _ = writeln!(log, "{text}");
+        }
+        if change == Change::Progress {
+            state_tx.send_replace(state.clone());
+        }
+    }
+    state
+}
+
+async fn copy_stderr(
+    mut stderr: tokio::process::ChildStderr,
+    mut log: Option<Box<dyn Write + Send>>,
+    tail: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(log) = log.as_mut() {
+            let _ = log.write_all(&buf[..n]);
+        }
+        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > STDERR_TAIL {
+            let cut = tail.len() - STDERR_TAIL;
+            tail.drain(..cut);
+        }
+    }
+}

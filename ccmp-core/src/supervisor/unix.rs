@@ -1,0 +1,127 @@
+//! Linux process plumbing: group signals, the task-tree sweep, orphan reaping, and the
+//! parent-death trampoline.
+//!
+//! A task's processes are found by the `CCMP_TASK_ID=<id>` entry every one of them inherits in
+//! its environment. That reaches what a process-group signal cannot: Claude Code's Bash tool
+//! runs commands in a session of their own. Matching on the marker is also an identity check:
+//! a reused pid belongs to a process without the marker, so it is never touched.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::agent::TASK_ENV;
+use crate::process_identity::proc_stat;
+use crate::task::TaskId;
+
+/// Hidden subcommand: set the parent-death signal, then exec the agent.
+pub(crate) const EXEC_AGENT_CMD: &str = "__ccmp-exec-agent";
+
+/// Sends `signal` to process group `pgid`. `Ok(false)` if the group no longer exists.
+pub(crate) fn signal_group(pgid: i32, signal: Signal) -> io::Result<bool> {
+    let Some(pid) = Pid::from_raw(pgid) else {
+        return Ok(false);
+    };
+    match rustix::process::kill_process_group(pid, signal) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Pids of live (non-zombie) processes whose environment carries this task's marker.
+pub(crate) fn marked_processes(task: &TaskId) -> Vec<i32> {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let marker = format!("{TASK_ENV}={task}");
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if !environ.split(|b| *b == 0).any(|var| var == marker.as_bytes()) {
+            continue;
+        }
+        if proc_stat(pid).is_ok_and(|st| st.state != 'Z') {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Kills (SIGKILL) every process of the task's tree, repeating until none is left or a few
+/// rounds have passed (a process may fork while being swept). Returns how many were killed.
+pub(crate) fn sweep_task(task: &TaskId) -> usize {
+    let mut killed = 0;
+    for round in 0..20 {
+        let pids = marked_processes(task);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            if let Some(pid) = Pid::from_raw(pid)
+                && rustix::process::kill_process(pid, Signal::KILL).is_ok()
+            {
+                killed += 1;
+            }
+        }
+        reap_children();
+        std::thread::sleep(Duration::from_millis(5 * (round + 1)));
+    }
+    killed
+}
+
+/// Reaps every exited child without blocking (the runner is a child subreaper, so orphans of
+/// the agent's tree become its children).
+pub(crate) fn reap_children() {
+    while let Ok(Some(_)) = rustix::process::waitpid(None, WaitOptions::NOHANG) {}
+}
+
+/// Makes the calling process a child subreaper, so that descendants orphaned by the agent are
+/// reparented here and can be swept and reaped.
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(Into::into)
+}
+
+/// Leaves the caller's session, so that closing the frontend's terminal does not reach the
+/// runner.
+pub(crate) fn leave_session() {
+    // EPERM means we already lead a group; that is fine for our purpose.
+    let _ = rustix::process::setsid();
+}
+
+/// Body of the `__ccmp-exec-agent <parent-pid> <program> [args…]` trampoline: arrange for
+/// SIGKILL when the runner dies (even by kill -9), then become the agent.
+pub(crate) fn exec_agent(mut args: impl Iterator<Item = OsString>) -> ExitCode {
+    let parent = args.next().and_then(|p| p.to_str().and_then(|p| p.parse::<i32>().ok()));
+    let Some(program) = args.next() else {
+        eprintln!("ccmp: {EXEC_AGENT_CMD} needs a parent pid and a program");
+        return ExitCode::from(2);
+    };
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(Signal::KILL)) {
+        eprintln!("ccmp: cannot set the parent-death signal: {e}");
+        return ExitCode::from(126);
+    }
+    // The parent may have died before the death signal was armed.
+    let parent_now = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
+    if parent.is_none() || parent_now != parent {
+        eprintln!("ccmp: the task runner exited before the agent started");
+        return ExitCode::from(126);
+    }
+    let err = Command::new(&program).args(args).exec();
+    eprintln!("ccmp: cannot run the agent `{}`: {err}", program.to_string_lossy());
+    ExitCode::from(127)
+}
