@@ -1,1 +1,123 @@
+//! Shared helpers for ccmp's cross-crate tests: where the fixture binaries are, a hermetic
+//! environment for the fake agent, and polling with a deadline (never fixed sleeps).
 
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A binary built from this workspace (`fake-claude`, `ccmp-test-host`, `ccmp`, `ccmp-mcp`),
+/// found next to the running test executable's `deps/` directory.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| if deps.ends_with("deps") { deps.parent() } else { Some(deps) })
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built; run the tests through cargo", path.display());
+    path
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `limit` saying `what`.
+pub fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` names a live process (a zombie counts as dead).
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Pids the fake agent printed as `grandchild:<pid>` in a stderr log.
+pub fn grandchild_pids(stderr: &str) -> Vec<i32> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("grandchild:"))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+/// Pids of live processes whose environment carries `CCMP_TASK_ID=<id>`.
+pub fn task_processes(task_id: &str) -> Vec<i32> {
+    let marker = format!("CCMP_TASK_ID={task_id}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && env.split(|b| *b == 0).any(|v| v == marker.as_bytes())
+            && pid_alive(pid)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A hermetic place for one test: a state dir, a working dir and a config dir for the agent.
+#[derive(Debug)]
+pub struct Sandbox {
+    root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A fresh sandbox.
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        for sub in ["state", "work", "claude-config"] {
+            std::fs::create_dir(root.path().join(sub)).expect("mkdir");
+        }
+        Self { root }
+    }
+
+    /// The ccmp state dir.
+    pub fn state(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    /// The task working dir.
+    pub fn work(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    /// A path inside the sandbox.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// The root of the sandbox.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A task request for the fake agent in this sandbox: its own config dir, and `IS_SANDBOX=1`
+    /// because the tests run as root and the real CLI refuses skip-permissions as root without it.
+    pub fn request(&self, prompt: &str) -> ccmp_core::TaskRequest {
+        ccmp_core::TaskRequest {
+            agent: Some(workspace_bin("fake-claude")),
+            ..ccmp_core::TaskRequest::new(prompt)
+        }
+        .working_dir(self.work())
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CONFIG_DIR", self.root.path().join("claude-config").display().to_string())
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -14,7 +14,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Listed, LogChunk, LogRange, LogStream, TaskStore};
@@ -197,6 +197,7 @@ impl TaskStore for FsStore {
         };
         let staging = tempfile::Builder::new()
             .prefix(".new-")
+            .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&self.tasks)
             .map_err(unwritable)?;
         let bytes = serialize(record)?;

@@ -1,0 +1,229 @@
+//! One contract, two stores: `FsStore` and `MemoryStore` must give the same answers.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::Write;
+
+use ccmp_core::{
+    FsStore, LogRange, LogStream, MemoryStore, StoreError, TaskRecord, TaskRequest, TaskStatus, TaskStore,
+};
+use pretty_assertions::assert_eq;
+
+fn record(prompt: &str) -> TaskRecord {
+    let spec = TaskRequest::new(prompt)
+        .working_dir(std::env::temp_dir())
+        .validate(&OsString::from("sh"))
+        .expect("valid spec");
+    TaskRecord::new(spec)
+}
+
+fn store_contract(store: &dyn TaskStore) {
+    // Create, load, save.
+    let mut a = record("first task");
+    store.create(&a).unwrap();
+    assert_eq!(store.load(&a.id).unwrap(), a);
+    assert!(matches!(store.create(&a), Err(StoreError::AlreadyExists { .. })));
+    a.status = TaskStatus::Running;
+    a.progress = Some("turn 1: Bash".into());
+    store.save(&a).unwrap();
+    assert_eq!(store.load(&a.id).unwrap(), a);
+
+    // List and ids.
+    let b = record("second task");
+    store.create(&b).unwrap();
+    let ids: BTreeSet<_> = store.ids().unwrap().into_iter().collect();
+    assert_eq!(ids, BTreeSet::from([a.id, b.id]));
+    let listed: BTreeSet<_> = store.list().unwrap().into_iter().map(|r| r.unwrap().id).collect();
+    assert_eq!(listed, ids);
+
+    // Resolution: full id, short id, prefixes, bad input.
+    assert_eq!(store.resolve(&a.id.to_string()).unwrap(), a.id);
+    assert_eq!(store.resolve(&a.id.short()).unwrap(), a.id);
+    assert_eq!(store.resolve(&a.id.short().to_uppercase()).unwrap(), a.id);
+    for bad in ["../../etc", "abc", "a/b/c/d", ""] {
+        assert!(matches!(store.resolve(bad), Err(StoreError::InvalidId { .. })), "{bad}");
+    }
+    let unknown = if a.id.short().starts_with('0') || b.id.short().starts_with('0') { "ffff" } else { "0000" };
+    let unknown_ok = !a.id.short().starts_with(unknown) && !b.id.short().starts_with(unknown);
+    if unknown_ok {
+        assert!(store.resolve(unknown).unwrap_err().is_not_found());
+    }
+
+    // Logs: append, page, tail.
+    let mut w = store.log_writer(&a.id, LogStream::Transcript).unwrap();
+    w.write_all(b"line one\nline two\nline three\n").unwrap();
+    drop(w);
+    let page = store.read_log(&a.id, LogStream::Transcript, LogRange::Bytes { offset: 9, limit: 8 }).unwrap();
+    assert_eq!((page.text.as_str(), page.next_offset, page.at_end), ("line two", 17, false));
+    let tail = store.read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 }).unwrap();
+    assert_eq!(tail.text, "line three\n");
+    let empty = store.read_log(&a.id, LogStream::Stderr, LogRange::Tail { lines: 5 }).unwrap();
+    assert_eq!((empty.text.as_str(), empty.total_bytes), ("", 0));
+
+    // Remove.
+    store.remove(&a.id).unwrap();
+    assert!(store.load(&a.id).unwrap_err().is_not_found());
+    assert!(store.remove(&a.id).unwrap_err().is_not_found());
+    assert!(store.save(&a).unwrap_err().is_not_found());
+    assert!(store.read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 }).unwrap_err().is_not_found());
+    assert_eq!(store.ids().unwrap(), vec![b.id]);
+}
+
+
+
+#[test]
+fn memory_store_passes_the_contract() {
+    store_contract(&MemoryStore::new());
+}
+
+#[test]
+fn fs_store_passes_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract(&FsStore::open(dir.path().join("state")).unwrap());
+}
+
+#[test]
+fn ambiguous_prefixes_list_the_candidates() {
+    for store in [
+        Box::new(MemoryStore::new()) as Box<dyn TaskStore>,
+        Box::new(FsStore::open(tempfile::tempdir().unwrap().keep()).unwrap()),
+    ] {
+        // 40 random ids: some share their first hex digit... but 4 digits are needed; so make
+        // two ids that share a prefix by construction.
+        let mut a = record("a");
+        let mut b = record("b");
+        a.id = "abcd0000-0000-4000-8000-000000000001".parse().unwrap();
+        b.id = "abcd0000-0000-4000-8000-000000000002".parse().unwrap();
+        store.create(&a).unwrap();
+        store.create(&b).unwrap();
+        let err = store.resolve("abcd").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Ambiguous { .. }), "{msg}");
+        assert!(msg.contains("abcd00000000") && msg.contains("give more characters"), "{msg}");
+        assert_eq!(store.resolve("abcd0000-0000-4000-8000-000000000002").unwrap(), b.id);
+    }
+}
+
+mod fs_only {
+    use std::os::unix::fs::PermissionsExt;
+
+    use pretty_assertions::assert_eq;
+
+    use super::{BTreeSet, FsStore, OsString, StoreError, TaskStatus, TaskStore, record};
+
+    #[test]
+    fn files_are_private_and_records_are_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path().join("state")).unwrap();
+        let r = record("x");
+        store.create(&r).unwrap();
+        let task_dir = store.task_dir(&r.id);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(store.root()), 0o700);
+        assert_eq!(mode(&task_dir), 0o700);
+        assert_eq!(mode(&task_dir.join("record.json")), 0o600);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(task_dir.join("record.json")).unwrap()).unwrap();
+        assert_eq!(json["schema"], 1);
+        // Nothing but the task dir is left behind: no temp files or staging dirs.
+        let names: Vec<_> = std::fs::read_dir(store.root().join("tasks"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from(r.id.simple())]);
+        let files: BTreeSet<_> = std::fs::read_dir(&task_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files, BTreeSet::from([OsString::from("record.json")]));
+    }
+
+    #[test]
+    fn a_checked_in_v1_record_still_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let id: ccmp_core::TaskId = "3f9a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b".parse().unwrap();
+        let task_dir = store.task_dir(&id);
+        std::fs::create_dir(&task_dir).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data/record-v1.json"),
+            task_dir.join("record.json"),
+        )
+        .unwrap();
+        let r = store.load(&id).unwrap();
+        assert_eq!(r.status, TaskStatus::Succeeded);
+        assert_eq!(r.session_id.as_deref(), Some("110dc75a-b7fc-47a7-a40c-63d2627fde90"));
+        let view = r.view(None);
+        assert_eq!(view.short_id, "3f9a1c2e");
+        assert_eq!(view.cost_usd, Some(0.01044));
+        assert_eq!(view.num_turns, Some(1));
+        assert_eq!(view.result.as_deref(), Some("MOCK-OK: hello"));
+    }
+
+    #[test]
+    fn damaged_records_affect_only_their_own_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let good = record("good");
+        store.create(&good).unwrap();
+        let cases: [(&str, Option<&[u8]>); 4] = [
+            ("truncated", Some(b"{\"schema\":1,\"id\":\"")),
+            ("garbage", Some(b"\x00\xff\xfe garbage")),
+            ("empty", Some(b"")),
+            ("missing", None),
+        ];
+        let mut damaged_ids = Vec::new();
+        for (_, content) in cases {
+            let id = ccmp_core::TaskId::new();
+            let task_dir = store.task_dir(&id);
+            std::fs::create_dir(&task_dir).unwrap();
+            if let Some(content) = content {
+                std::fs::write(task_dir.join("record.json"), content).unwrap();
+            }
+            damaged_ids.push(id);
+            let err = store.load(&id).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, StoreError::Damaged { .. }), "{msg}");
+            assert!(msg.contains("damaged") && msg.contains("cleanup"), "{msg}");
+        }
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 5);
+        let ok: Vec<_> = listed.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].id, good.id);
+        assert_eq!(store.load(&good.id).unwrap(), good);
+        // Damaged tasks can still be resolved and removed.
+        for id in damaged_ids {
+            assert_eq!(store.resolve(&id.short()).unwrap(), id);
+            store.remove(&id).unwrap();
+        }
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_bad_state_dir_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = FsStore::open(&file).unwrap_err();
+        assert!(matches!(err, StoreError::StateDirNotDir { .. }));
+        assert!(err.to_string().contains("CCMP_STATE_DIR"), "{err}");
+        let err = FsStore::open(file.join("sub")).unwrap_err();
+        assert!(matches!(err, StoreError::StateDirUnwritable { .. }), "{err}");
+        // /proc does not accept new directories, even for root.
+        let err = FsStore::open("/proc/ccmp-state").unwrap_err();
+        assert!(matches!(err, StoreError::StateDirUnwritable { .. }), "{err}");
+        assert!(!std::path::Path::new("/proc/ccmp-state").exists());
+    }
+
+    #[test]
+    fn a_record_from_a_newer_ccmp_is_reported_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let r = record("x");
+        store.create(&r).unwrap();
+        let path = store.task_dir(&r.id).join("record.json");
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        json["schema"] = 2.into();
+        std::fs::write(&path, json.to_string()).unwrap();
+        let msg = store.load(&r.id).unwrap_err().to_string();
+        assert!(msg.contains("newer ccmp"), "{msg}");
+    }
+}
