@@ -116,6 +116,23 @@ impl Sandbox {
     }
 }
 
+impl Drop for Sandbox {
+    /// A failed test must not leak agents: kill whatever still carries one of our task ids.
+    fn drop(&mut self) {
+        let tasks = self.state().join("tasks");
+        for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<uuid::Uuid>().ok()) else {
+                continue;
+            };
+            for pid in task_processes(&id.hyphenated().to_string()) {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
+    }
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new()

@@ -281,7 +281,8 @@ fn record_event(knobs: &HashMap<String, String>, what: &str) {
     if let Some(path) = knobs.get("FAKE_RECORD") {
         let who = std::env::var("CCMP_TASK_ID").unwrap_or_else(|_| std::process::id().to_string());
         if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(f, "{what} {who} {}", now_ns());
+            // One write per line: several agents append to the same file at once.
+            let _ = f.write_all(format!("{what} {who} {}\n", now_ns()).as_bytes());
         }
     }
 }
