@@ -1,0 +1,165 @@
+//! What only the detached supervisor promises: tasks outlive their frontend, a runner that dies
+//! leaves a `lost` task and no processes, and a recorded pid is never signalled once it names
+//! another process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ccmp_core::{Ccmp, Config, FsStore, LogRange, LogStream, TaskRecord, TaskStatus, TaskStore, WaitMode};
+use ccmp_tests::{Sandbox, grandchild_pids, pid_alive, poll, task_processes, workspace_bin};
+use pretty_assertions::assert_eq;
+use rustix::process::{Pid, Signal, kill_process};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn ccmp(sandbox: &Sandbox, max_parallel: usize) -> Ccmp {
+    let config = Config {
+        max_parallel,
+        grace: Duration::from_millis(1500),
+        agent_program: workspace_bin("fake-claude").into_os_string(),
+    };
+    Ccmp::open_with_runner(FsStore::open(sandbox.state()).unwrap(), config, workspace_bin("ccmp-test-host"))
+}
+
+fn kill9(pid: i32) {
+    kill_process(Pid::from_raw(pid).unwrap(), Signal::KILL).unwrap();
+}
+
+/// Starts `count` tasks from a separate frontend process and returns it with the task ids.
+fn start_from_host(sandbox: &Sandbox, count: usize, prompt: &str, hold: bool) -> (std::process::Child, Vec<String>) {
+    let mut cmd = Command::new(workspace_bin("ccmp-test-host"));
+    cmd.args(["start", &sandbox.state().display().to_string(), &count.to_string(), prompt])
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_MAX_PARALLEL", "4")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .current_dir(sandbox.work())
+        .stdout(Stdio::piped());
+    if hold {
+        cmd.env("HOLD", "1");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut ids = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while ids.len() < count {
+        ids.push(lines.next().expect("the host printed every id").unwrap());
+    }
+    (child, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_survive_a_frontend_killed_with_sigkill() {
+    let sandbox = Sandbox::new();
+    let (mut host, ids) = start_from_host(&sandbox, 3, "FAKE_SLEEP=1", true);
+    kill9(host.id() as i32);
+    host.wait().unwrap();
+    // A new process, started later, sees every task and its result.
+    let ccmp = ccmp(&sandbox, 4);
+    let outcome = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
+    assert!(!outcome.timed_out);
+    for record in &outcome.finished {
+        assert_eq!(record.status, TaskStatus::Succeeded, "{:?}", record.outcome);
+        assert!(record.session_id.is_some() && record.outcome.as_ref().unwrap().cost_usd.is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_tasks_started_by_a_program_that_exits_are_all_seen_later() {
+    let sandbox = Sandbox::new();
+    let (mut host, ids) = start_from_host(&sandbox, 50, "FAKE_TOOLS=1", false);
+    assert!(host.wait().unwrap().success());
+    let ccmp = ccmp(&sandbox, 4);
+    let list = ccmp.list(&ccmp_core::ListQuery { states: None, limit: 100 }).unwrap();
+    assert_eq!(list.total, 50);
+    let outcome = ccmp.wait(&ids, WaitMode::All, Duration::from_secs(120)).await.unwrap();
+    assert!(!outcome.timed_out, "{} still pending", outcome.pending.len());
+    assert!(outcome.finished.iter().all(|r| r.status == TaskStatus::Succeeded && r.outcome.as_ref().unwrap().num_turns == Some(2)));
+    // No runner is left behind once every task has finished.
+    for record in &outcome.finished {
+        let runner = record.runner.clone().expect("runner identity recorded");
+        poll(Duration::from_secs(10), "runners to exit", || (!runner.is_alive()).then_some(()));
+    }
+}
+
+async fn running_with_grandchild(ccmp: &Ccmp, sandbox: &Sandbox) -> (TaskRecord, i32) {
+    let started = ccmp.start(sandbox.request("FAKE_HANG FAKE_GRANDCHILD")).unwrap();
+    let id = started.id.to_string();
+    let grandchild = poll(LONG, "the grandchild to start", || {
+        let stderr = ccmp.output(&id, LogStream::Stderr, LogRange::Tail { lines: 10 }).ok()?;
+        grandchild_pids(&stderr.text).first().copied()
+    });
+    let record = poll(LONG, "the task to run", || {
+        let r = ccmp.status(&id).ok()?;
+        (r.status == TaskStatus::Running && r.agent.is_some()).then_some(r)
+    });
+    (record, grandchild)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_killed_with_sigkill_leaves_a_lost_task_and_no_processes() {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 4);
+    let (record, grandchild) = running_with_grandchild(&ccmp, &sandbox).await;
+    let agent = record.agent.clone().unwrap().identity;
+    kill9(record.runner.clone().unwrap().pid);
+    // The agent dies with its runner (parent-death signal)...
+    poll(Duration::from_secs(10), "the agent to die with its runner", || (!agent.is_alive()).then_some(()));
+    // ...and the next look decides `lost` and stops what is left: the grandchild in its own session.
+    let lost = ccmp.status(&record.id.short()).unwrap();
+    assert_eq!(lost.status, TaskStatus::Lost);
+    let error = lost.error().unwrap();
+    assert!(error.contains("runner") && error.contains("killed"), "{error}");
+    poll(Duration::from_secs(5), "the grandchild to be stopped", || (!pid_alive(grandchild)).then_some(()));
+    assert!(task_processes(&record.id.to_string()).is_empty());
+    // Lost is terminal: it stays lost.
+    assert_eq!(ccmp.status(&record.id.short()).unwrap().status, TaskStatus::Lost);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_pid_is_never_signalled() {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 4);
+    let started = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
+    let record = poll(LONG, "the task to run", || {
+        let r = ccmp.status(&started.id.short()).ok()?;
+        (r.status == TaskStatus::Running && r.agent.is_some()).then_some(r)
+    });
+    let runner = record.runner.clone().unwrap();
+    kill9(runner.pid);
+    poll(Duration::from_secs(10), "the runner to be gone", || (!runner.is_alive()).then_some(()));
+    // An unrelated process now holds the recorded pids, as if they had been reused.
+    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+    let store = FsStore::open(sandbox.state()).unwrap();
+    let mut edited = store.load(&record.id).unwrap();
+    edited.runner.as_mut().unwrap().pid = bystander.id() as i32;
+    if let Some(agent) = edited.agent.as_mut() {
+        agent.identity.pid = bystander.id() as i32;
+        agent.pgid = bystander.id() as i32;
+    }
+    store.save(&edited).unwrap();
+    let outcome = ccmp.cancel(&record.id.short()).await.unwrap();
+    assert!(outcome.already_finished);
+    assert_eq!(outcome.record.status, TaskStatus::Lost);
+    assert!(pid_alive(bystander.id() as i32), "an unrelated process was signalled");
+    assert!(bystander.try_wait().unwrap().is_none());
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_binary_that_is_not_ccmp_fails_the_start_clearly() {
+    let sandbox = Sandbox::new();
+    let config = Config {
+        agent_program: workspace_bin("fake-claude").into_os_string(),
+        ..Config::default()
+    };
+    let ccmp = Ccmp::open_with_runner(FsStore::open(sandbox.state()).unwrap(), config, "/bin/true");
+    let err = ccmp.start(sandbox.request("x")).unwrap_err();
+    assert!(err.to_string().contains("/bin/true"), "{err}");
+    // The task is kept, failed, with the reason, so it is not a mystery later.
+    let ids = ccmp.store().ids().unwrap();
+    assert_eq!(ids.len(), 1);
+    let record = ccmp.status(&ids[0].short()).unwrap();
+    assert_eq!(record.status, TaskStatus::Failed);
+    assert!(record.error().unwrap().contains("/bin/true"));
+}
