@@ -188,7 +188,11 @@ impl StreamState {
                             Value::String(s) => s.clone(),
                             other => other.to_string(),
                         };
-                        let tag = if block["is_error"] == true { "tool error" } else { "tool result" };
+                        let tag = if block["is_error"] == true {
+                            "tool error"
+                        } else {
+                            "tool result"
+                        };
                         lines.push(format!("  [{tag}] {}", clip(&content, 300)));
                     }
                 }
@@ -260,7 +264,10 @@ pub(crate) fn conclude(
         outcome.num_turns = result["num_turns"].as_u64();
         outcome.cost_usd = result["total_cost_usd"].as_f64();
         outcome.usage = result.get("usage").filter(|u| !u.is_null()).cloned();
-        outcome.permission_denials = result["permission_denials"].as_array().cloned().unwrap_or_default();
+        outcome.permission_denials = result["permission_denials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         outcome.api_error_status = result["api_error_status"].as_i64();
         outcome.terminal_reason = result["terminal_reason"].as_str().map(str::to_owned);
     }
@@ -269,7 +276,9 @@ pub(crate) fn conclude(
         (Some(Stop::Cancelled(reason)), _) => (TaskStatus::Cancelled, Some(reason)),
         (Some(Stop::TimedOut(secs)), _) => (
             TaskStatus::TimedOut,
-            Some(format!("timed out after {secs}s; the agent was stopped (raise the timeout to give it longer)")),
+            Some(format!(
+                "timed out after {secs}s; the agent was stopped (raise the timeout to give it longer)"
+            )),
         ),
         (None, Some(result)) if result["is_error"] == false => {
             if exit.code == Some(0) {
@@ -277,13 +286,22 @@ pub(crate) fn conclude(
             } else {
                 (
                     TaskStatus::Failed,
-                    Some(format!("the agent reported success but {}", describe_exit(exit))),
+                    Some(format!(
+                        "the agent reported success but {}",
+                        describe_exit(exit)
+                    )),
                 )
             }
         }
-        (None, Some(result)) => (TaskStatus::Failed, Some(with_hint(result_error(result), hint))),
+        (None, Some(result)) => (
+            TaskStatus::Failed,
+            Some(with_hint(result_error(result), hint)),
+        ),
         (None, None) => {
-            let mut text = format!("the agent {} without reporting a result", describe_exit(exit));
+            let mut text = format!(
+                "the agent {} without reporting a result",
+                describe_exit(exit)
+            );
             if exit.code == Some(0) {
                 text.push_str(" (it may have been interrupted with SIGINT)");
             }
@@ -310,14 +328,22 @@ fn result_error(result: &Value) -> String {
         return format!("the model API failed with HTTP {status}: {detail}");
     }
     match result["subtype"].as_str() {
-        Some("error_max_turns") => format!("{detail}; raise max_turns, or follow up to let it continue"),
+        Some("error_max_turns") => {
+            format!("{detail}; raise max_turns, or follow up to let it continue")
+        }
         Some("error_max_budget_usd") => {
             format!("{detail}; raise max_budget_usd, or follow up to let it continue")
         }
         Some("error_during_execution") => format!(
             "the agent was interrupted ({}){}",
-            result["terminal_reason"].as_str().unwrap_or("during execution"),
-            if detail.is_empty() { String::new() } else { format!(": {detail}") }
+            result["terminal_reason"]
+                .as_str()
+                .unwrap_or("during execution"),
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
         ),
         _ if !detail.is_empty() => detail,
         _ => "the agent reported an error without details".to_owned(),
@@ -354,7 +380,9 @@ fn stderr_hint(stderr: &str) -> Option<&'static str> {
             "Claude Code refuses --dangerously-skip-permissions as root: run ccmp as a normal user, set IS_SANDBOX=1 in the task's env if this machine is a sandbox, or start the task with skip_permissions=false",
         )
     } else if stderr.contains("No conversation found with session ID") {
-        Some("the session to resume no longer exists (its transcript was deleted or belongs to another config dir)")
+        Some(
+            "the session to resume no longer exists (its transcript was deleted or belongs to another config dir)",
+        )
     } else if stderr.contains("Not logged in") || stderr.contains("Invalid API key") {
         Some("Claude Code is not logged in: run `claude` once to log in, or set ANTHROPIC_API_KEY")
     } else {
@@ -370,11 +398,18 @@ fn with_hint(text: String, hint: Option<&str>) -> String {
 }
 
 fn last_lines(text: &str, n: usize) -> Option<String> {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if lines.is_empty() {
         return None;
     }
-    Some(clip(&lines[lines.len().saturating_sub(n)..].join(" | "), 600))
+    Some(clip(
+        &lines[lines.len().saturating_sub(n)..].join(" | "),
+        600,
+    ))
 }
 
 #[cfg(test)]
@@ -396,8 +431,14 @@ mod tests {
         state
     }
 
-    const EXIT_0: Exit = Exit { code: Some(0), signal: None };
-    const EXIT_1: Exit = Exit { code: Some(1), signal: None };
+    const EXIT_0: Exit = Exit {
+        code: Some(0),
+        signal: None,
+    };
+    const EXIT_1: Exit = Exit {
+        code: Some(1),
+        signal: None,
+    };
 
     #[test]
     fn tracks_session_turns_and_progress() {
@@ -410,7 +451,10 @@ mod tests {
         let (_, line) = state.feed(b"not json \xff");
         assert!(line.unwrap().contains("not json"));
         assert_eq!(state.non_json_lines, 1);
-        assert_eq!(state.session_id.as_deref(), Some("110dc75a-b7fc-47a7-a40c-63d2627fde90"));
+        assert_eq!(
+            state.session_id.as_deref(),
+            Some("110dc75a-b7fc-47a7-a40c-63d2627fde90")
+        );
     }
 
     #[test]
@@ -431,7 +475,10 @@ mod tests {
         let (status, outcome) = conclude(&run(&[INIT, API_529]), EXIT_1, None, "");
         assert_eq!(status, TaskStatus::Failed);
         let error = outcome.error.unwrap();
-        assert!(error.contains("529") && error.contains("Overloaded"), "{error}");
+        assert!(
+            error.contains("529") && error.contains("Overloaded"),
+            "{error}"
+        );
         assert_eq!(outcome.api_error_status, Some(529));
     }
 
@@ -448,7 +495,10 @@ mod tests {
         let (status, outcome) = conclude(&run(&[INIT]), EXIT_0, None, "");
         assert_eq!(status, TaskStatus::Failed);
         assert!(outcome.error.unwrap().contains("SIGINT"));
-        let killed = Exit { code: None, signal: Some(9) };
+        let killed = Exit {
+            code: None,
+            signal: Some(9),
+        };
         let (_, outcome) = conclude(&run(&[INIT]), killed, None, "");
         assert!(outcome.error.unwrap().contains("SIGKILL"));
     }
@@ -464,7 +514,10 @@ mod tests {
     #[test]
     fn stops_take_precedence() {
         let state = run(&[INIT]);
-        let term = Exit { code: Some(143), signal: None };
+        let term = Exit {
+            code: Some(143),
+            signal: None,
+        };
         let (status, _) = conclude(&state, term, Some(Stop::Cancelled("cancelled".into())), "");
         assert_eq!(status, TaskStatus::Cancelled);
         let (status, outcome) = conclude(&state, term, Some(Stop::TimedOut(2.0)), "");
@@ -487,11 +540,18 @@ mod tests {
         })
         .unwrap();
         let inv = invocation(&spec);
-        let args: Vec<String> = inv.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = inv
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert!(!args.iter().any(|a| a.contains("evil")), "{args:?}");
         assert!(args.contains(&"--model=sonnet".to_owned()));
         assert!(args.contains(&"--allowedTools=Bash(git log:*)".to_owned()));
         assert!(args.contains(&"--dangerously-skip-permissions".to_owned()));
-        assert_eq!(&args[..4], ["-p", "--output-format", "stream-json", "--verbose"]);
+        assert_eq!(
+            &args[..4],
+            ["-p", "--output-format", "stream-json", "--verbose"]
+        );
     }
 }

@@ -158,8 +158,13 @@ impl Ccmp {
 
     /// Like [`open`](Self::open), with an explicit config and runner binary (which must dispatch
     /// [`hidden_entry_point`](crate::hidden_entry_point)).
-    pub fn open_with_runner(store: FsStore, config: Config, runner_program: impl Into<PathBuf>) -> Self {
-        let supervisor = DetachedSupervisor::with_runner_program(store.clone(), config.clone(), runner_program);
+    pub fn open_with_runner(
+        store: FsStore,
+        config: Config,
+        runner_program: impl Into<PathBuf>,
+    ) -> Self {
+        let supervisor =
+            DetachedSupervisor::with_runner_program(store.clone(), config.clone(), runner_program);
         Self::new(Arc::new(store), Arc::new(supervisor), config)
     }
 
@@ -190,7 +195,11 @@ impl Ccmp {
         self.start_following(request, None)
     }
 
-    fn start_following(&self, request: TaskRequest, follows: Option<TaskId>) -> Result<TaskRecord, Error> {
+    fn start_following(
+        &self,
+        request: TaskRequest,
+        follows: Option<TaskId>,
+    ) -> Result<TaskRecord, Error> {
         let spec = request.validate(&self.config.agent_program)?;
         let mut record = TaskRecord::new(spec);
         record.follows = follows;
@@ -241,7 +250,11 @@ impl Ccmp {
                     } else {
                         self.supervisor.refresh(record)?
                     };
-                    if query.states.as_ref().is_none_or(|s| s.contains(&record.status)) {
+                    if query
+                        .states
+                        .as_ref()
+                        .is_none_or(|s| s.contains(&record.status))
+                    {
                         tasks.push(record);
                     }
                 }
@@ -252,13 +265,24 @@ impl Ccmp {
         damaged.sort_by(|a, b| a.id.cmp(&b.id));
         let total = tasks.len();
         tasks.truncate(query.limit);
-        Ok(TaskList { tasks, total, damaged })
+        Ok(TaskList {
+            tasks,
+            total,
+            damaged,
+        })
     }
 
     /// Waits until any or all of `ids` have finished, or `timeout` passes.
-    pub async fn wait(&self, ids: &[String], mode: WaitMode, timeout: Duration) -> Result<WaitOutcome, Error> {
+    pub async fn wait(
+        &self,
+        ids: &[String],
+        mode: WaitMode,
+        timeout: Duration,
+    ) -> Result<WaitOutcome, Error> {
         if ids.is_empty() {
-            return Err(Error::InvalidArgument("give at least one task id to wait for".into()));
+            return Err(Error::InvalidArgument(
+                "give at least one task id to wait for".into(),
+            ));
         }
         let mut resolved = Vec::with_capacity(ids.len());
         let mut seen = HashSet::new();
@@ -308,7 +332,11 @@ impl Ccmp {
         }
         self.supervisor.cancel(&record)?;
         let outcome = self
-            .wait(&[record.id.to_string()], WaitMode::All, self.config.grace + Duration::from_secs(5))
+            .wait(
+                &[record.id.to_string()],
+                WaitMode::All,
+                self.config.grace + Duration::from_secs(5),
+            )
             .await?;
         let record = outcome
             .finished
@@ -353,7 +381,8 @@ impl Ccmp {
             CleanupTarget::Finished | CleanupTarget::OlderThan(_) => {
                 let cutoff = match target {
                     CleanupTarget::OlderThan(age) => Some(
-                        Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX),
+                        Utc::now()
+                            - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX),
                     ),
                     _ => None,
                 };

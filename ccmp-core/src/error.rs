@@ -17,7 +17,9 @@ pub enum SpecError {
     #[error("the prompt is empty; give the task something to do")]
     EmptyPrompt,
     /// The prompt is larger than [`MAX_PROMPT_BYTES`](crate::MAX_PROMPT_BYTES).
-    #[error("the prompt is {len} bytes, over the limit of {max} bytes; put long material in a file in the working dir and refer to it")]
+    #[error(
+        "the prompt is {len} bytes, over the limit of {max} bytes; put long material in a file in the working dir and refer to it"
+    )]
     PromptTooLarge {
         /// The prompt's size in bytes.
         len: usize,
@@ -111,7 +113,9 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The state directory cannot be created or written.
-    #[error("state dir `{path}` cannot be created or written; check its permissions or set CCMP_STATE_DIR to a writable directory")]
+    #[error(
+        "state dir `{path}` cannot be created or written; check its permissions or set CCMP_STATE_DIR to a writable directory"
+    )]
     StateDirUnwritable {
         /// The state dir.
         path: PathBuf,
@@ -157,7 +161,9 @@ pub enum StoreError {
         source: io::Error,
     },
     /// A lock could not be taken in time.
-    #[error("task store is locked by another ccmp process (waited {secs}s); if none is running, remove `{path}`")]
+    #[error(
+        "task store is locked by another ccmp process (waited {secs}s); if none is running, remove `{path}`"
+    )]
     Locked {
         /// The lock file.
         path: PathBuf,
@@ -277,7 +283,9 @@ pub enum Error {
         status: TaskStatus,
     },
     /// A follow-up needs a session to resume.
-    #[error("task {id} has no session to resume (the agent never started a session); start a new task instead")]
+    #[error(
+        "task {id} has no session to resume (the agent never started a session); start a new task instead"
+    )]
     NoSession {
         /// Short id.
         id: String,
@@ -317,7 +325,11 @@ impl Error {
 /// Escapes control characters so that a value can be quoted in an error message.
 pub(crate) fn escape(value: &str) -> String {
     const MAX: usize = 80;
-    let mut out: String = value.chars().flat_map(char::escape_debug).take(MAX).collect();
+    let mut out: String = value
+        .chars()
+        .flat_map(char::escape_debug)
+        .take(MAX)
+        .collect();
     if value.chars().count() > MAX {
         out.push('…');
     }

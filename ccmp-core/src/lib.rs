@@ -35,8 +35,8 @@ use std::process::ExitCode;
 
 pub use crate::agent::{Invocation, STRIPPED_ENV, TASK_ENV, invocation, signal_name};
 pub use crate::ccmp::{
-    CancelOutcome, Ccmp, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT, SkippedTask, TaskList, WaitMode,
-    WaitOutcome,
+    CancelOutcome, Ccmp, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT, SkippedTask, TaskList,
+    WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
@@ -44,12 +44,16 @@ pub use crate::config::{
 pub use crate::error::{ConfigError, Error, SpecError, StoreError, SupervisorError};
 pub use crate::paths::{STATE_DIR_ENV, default_state_dir};
 pub use crate::process_identity::ProcessIdentity;
-pub use crate::spec::{MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, PERMISSION_MODES, TaskRequest, TaskSpec};
-pub use crate::store::{FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore};
+pub use crate::spec::{
+    MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, PERMISSION_MODES, TaskRequest, TaskSpec,
+};
+pub use crate::store::{
+    FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore,
+};
 pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
 pub use crate::task::{
-    AgentProcess, DamagedTask, IdPrefix, MIN_PREFIX_LEN, Outcome, SCHEMA_VERSION, TaskId, TaskRecord, TaskStatus,
-    TaskView,
+    AgentProcess, DamagedTask, IdPrefix, MIN_PREFIX_LEN, Outcome, SCHEMA_VERSION, TaskId,
+    TaskRecord, TaskStatus, TaskView,
 };
 
 /// Runs ccmp's hidden subcommands (the task runner and the agent trampoline) when this process

@@ -93,7 +93,8 @@ impl ProcessIdentity {
 /// Reads state, process group and start time from `/proc/<pid>/stat`.
 pub(crate) fn proc_stat(pid: i32) -> io::Result<ProcStat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_stat(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc stat"))
+    parse_stat(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc stat"))
 }
 
 fn parse_stat(text: &str) -> Option<ProcStat> {
@@ -114,7 +115,9 @@ pub(crate) fn boot_id() -> io::Result<&'static str> {
     if let Some(id) = BOOT_ID.get() {
         return Ok(id);
     }
-    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id")?.trim().to_owned();
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .to_owned();
     Ok(BOOT_ID.get_or_init(|| id))
 }
 
@@ -126,18 +129,31 @@ mod tests {
     fn parses_stat_with_odd_command_names() {
         let line = "1234 (we ird) cmd)) S 1 1200 1200 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         let stat = parse_stat(line).unwrap();
-        assert_eq!(stat, ProcStat { state: 'S', pgid: 1200, start_ticks: 987654 });
+        assert_eq!(
+            stat,
+            ProcStat {
+                state: 'S',
+                pgid: 1200,
+                start_ticks: 987654
+            }
+        );
     }
 
     #[test]
     fn current_process_is_alive_and_a_changed_start_time_is_not() {
         let me = ProcessIdentity::current().unwrap();
         assert!(me.is_alive());
-        let reused = ProcessIdentity { start_ticks: me.start_ticks + 1, ..me.clone() };
+        let reused = ProcessIdentity {
+            start_ticks: me.start_ticks + 1,
+            ..me.clone()
+        };
         assert!(!reused.is_alive());
         // A mismatched identity is never signalled (SIGTERM would end this test process).
         assert!(!reused.signal(Signal::TERM).unwrap());
-        let rebooted = ProcessIdentity { boot_id: "other".into(), ..me };
+        let rebooted = ProcessIdentity {
+            boot_id: "other".into(),
+            ..me
+        };
         assert!(!rebooted.is_alive());
     }
 }

@@ -107,7 +107,13 @@ impl TaskRequest {
         };
         let model = self
             .model
-            .map(|m| check_token("model", m, "use an alias (sonnet, opus, haiku) or a full model id"))
+            .map(|m| {
+                check_token(
+                    "model",
+                    m,
+                    "use an alias (sonnet, opus, haiku) or a full model id",
+                )
+            })
             .transpose()?;
         let permission_mode = self
             .permission_mode
@@ -176,9 +182,7 @@ impl TaskRequest {
         let add_dirs = self
             .add_dirs
             .iter()
-            .map(|d| {
-                canonical_dir(d).map_err(|_| SpecError::BadAddDir { path: d.clone() })
-            })
+            .map(|d| canonical_dir(d).map_err(|_| SpecError::BadAddDir { path: d.clone() }))
             .collect::<Result<Vec<_>, _>>()?;
         let resume_session = self
             .resume_session
@@ -320,7 +324,11 @@ fn canonical_dir(dir: &Path) -> Result<PathBuf, SpecError> {
 }
 
 /// A single flag value: printable, no whitespace, no leading `-`, at most 200 bytes.
-fn check_token(field: &'static str, value: String, reason: &'static str) -> Result<String, SpecError> {
+fn check_token(
+    field: &'static str,
+    value: String,
+    reason: &'static str,
+) -> Result<String, SpecError> {
     let ok = !value.is_empty()
         && value.len() <= 200
         && !value.starts_with('-')
@@ -338,9 +346,8 @@ fn check_token(field: &'static str, value: String, reason: &'static str) -> Resu
 
 /// A free-text flag value: no control characters, no leading `-`, non-empty.
 fn check_text(field: &'static str, value: String) -> Result<String, SpecError> {
-    let ok = !value.trim().is_empty()
-        && !value.starts_with('-')
-        && !value.chars().any(char::is_control);
+    let ok =
+        !value.trim().is_empty() && !value.starts_with('-') && !value.chars().any(char::is_control);
     if ok {
         Ok(value)
     } else {
@@ -399,8 +406,12 @@ mod tests {
     fn bad_requests_say_what_is_wrong() {
         assert!(err(TaskRequest::new("  \n")).contains("empty"));
         assert!(err(TaskRequest::new("x".repeat(MAX_PROMPT_BYTES + 1))).contains("over the limit"));
-        assert!(err(TaskRequest::new("x").working_dir("/nonexistent/ccmp")).contains("does not exist"));
-        assert!(err(TaskRequest::new("x").working_dir("/etc/hostname")).contains("not a directory"));
+        assert!(
+            err(TaskRequest::new("x").working_dir("/nonexistent/ccmp")).contains("does not exist")
+        );
+        assert!(
+            err(TaskRequest::new("x").working_dir("/etc/hostname")).contains("not a directory")
+        );
         for model in ["son\nnet", "-x", "", "a b"] {
             let e = err(TaskRequest {
                 model: Some(model.into()),
@@ -416,13 +427,31 @@ mod tests {
             ..TaskRequest::new("x")
         });
         assert!(e.contains("CCMP_CLAUDE_BIN"), "{e}");
-        let e = TaskRequest::new("x").validate(&OsString::from("no-such-claude-ccmp")).unwrap_err();
+        let e = TaskRequest::new("x")
+            .validate(&OsString::from("no-such-claude-ccmp"))
+            .unwrap_err();
         assert!(e.to_string().contains("on PATH"), "{e}");
-        assert!(err(TaskRequest { max_turns: Some(0), ..TaskRequest::new("x") }).contains("max_turns"));
-        assert!(err(TaskRequest { resume_session: Some("../x".into()), ..TaskRequest::new("x") }).contains("uuid"));
+        assert!(
+            err(TaskRequest {
+                max_turns: Some(0),
+                ..TaskRequest::new("x")
+            })
+            .contains("max_turns")
+        );
+        assert!(
+            err(TaskRequest {
+                resume_session: Some("../x".into()),
+                ..TaskRequest::new("x")
+            })
+            .contains("uuid")
+        );
         assert!(err(TaskRequest::new("x").env("A=B", "c")).contains("env"));
         assert!(
-            err(TaskRequest { permission_mode: Some("yolo".into()), ..TaskRequest::new("x") }).contains("acceptEdits")
+            err(TaskRequest {
+                permission_mode: Some("yolo".into()),
+                ..TaskRequest::new("x")
+            })
+            .contains("acceptEdits")
         );
     }
 }

@@ -105,7 +105,9 @@ impl IdPrefix {
             reason,
         };
         if trimmed.is_empty() {
-            return Err(invalid("it is empty; give a task id or a prefix of 4 or more hex digits"));
+            return Err(invalid(
+                "it is empty; give a task id or a prefix of 4 or more hex digits",
+            ));
         }
         let mut digits = String::with_capacity(32);
         for c in trimmed.chars() {
@@ -140,17 +142,22 @@ impl IdPrefix {
         &self,
         candidates: impl IntoIterator<Item = TaskId>,
     ) -> Result<TaskId, StoreError> {
-        let mut found: Vec<TaskId> = candidates.into_iter().filter(|id| self.matches(id)).collect();
+        let mut found: Vec<TaskId> = candidates
+            .into_iter()
+            .filter(|id| self.matches(id))
+            .collect();
         match found.len() {
-            0 => Err(StoreError::NotFound {
-                id: self.0.clone(),
-            }),
+            0 => Err(StoreError::NotFound { id: self.0.clone() }),
             1 => Ok(found.remove(0)),
             _ => {
                 found.sort();
                 Err(StoreError::Ambiguous {
                     prefix: self.0.clone(),
-                    candidates: found.iter().take(10).map(|id| id.simple()[..12].to_owned()).collect(),
+                    candidates: found
+                        .iter()
+                        .take(10)
+                        .map(|id| id.simple()[..12].to_owned())
+                        .collect(),
                 })
             }
         }
@@ -479,7 +486,16 @@ mod tests {
 
     #[test]
     fn prefixes_reject_anything_but_hex() {
-        for bad in ["../../etc", "abc", "", "  ", "abcd/../x", "abcg", "abcd\u{0}", "é123"] {
+        for bad in [
+            "../../etc",
+            "abc",
+            "",
+            "  ",
+            "abcd/../x",
+            "abcg",
+            "abcd\u{0}",
+            "é123",
+        ] {
             assert!(
                 matches!(IdPrefix::parse(bad), Err(StoreError::InvalidId { .. })),
                 "{bad:?} was accepted"
@@ -496,8 +512,17 @@ mod tests {
         assert_eq!(IdPrefix::parse("aaaa1").unwrap().resolve(ids).unwrap(), a);
         let err = IdPrefix::parse("aaaa").unwrap().resolve(ids).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("ambiguous") && msg.contains("aaaa1111") && msg.contains("aaaa2222"), "{msg}");
-        assert!(IdPrefix::parse("bbbb").unwrap().resolve(ids).unwrap_err().is_not_found());
+        assert!(
+            msg.contains("ambiguous") && msg.contains("aaaa1111") && msg.contains("aaaa2222"),
+            "{msg}"
+        );
+        assert!(
+            IdPrefix::parse("bbbb")
+                .unwrap()
+                .resolve(ids)
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 
     #[test]

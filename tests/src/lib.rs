@@ -10,10 +10,20 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
-        .and_then(|deps| if deps.ends_with("deps") { deps.parent() } else { Some(deps) })
+        .and_then(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
         .expect("target dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built; run the tests through cargo", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests through cargo",
+        path.display()
+    );
     path
 }
 
@@ -24,7 +34,10 @@ pub fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -54,7 +67,11 @@ pub fn task_processes(task_id: &str) -> Vec<i32> {
     let marker = format!("CCMP_TASK_ID={task_id}");
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
@@ -112,7 +129,10 @@ impl Sandbox {
         }
         .working_dir(self.work())
         .env("IS_SANDBOX", "1")
-        .env("CLAUDE_CONFIG_DIR", self.root.path().join("claude-config").display().to_string())
+        .env(
+            "CLAUDE_CONFIG_DIR",
+            self.root.path().join("claude-config").display().to_string(),
+        )
     }
 }
 
@@ -121,7 +141,11 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let tasks = self.state().join("tasks");
         for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<uuid::Uuid>().ok()) else {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<uuid::Uuid>().ok())
+            else {
                 continue;
             };
             for pid in task_processes(&id.hyphenated().to_string()) {

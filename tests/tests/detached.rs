@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ccmp_core::{Ccmp, Config, FsStore, LogRange, LogStream, TaskRecord, TaskStatus, TaskStore, WaitMode};
+use ccmp_core::{
+    Ccmp, Config, FsStore, LogRange, LogStream, TaskRecord, TaskStatus, TaskStore, WaitMode,
+};
 use ccmp_tests::{Sandbox, grandchild_pids, pid_alive, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
 use rustix::process::{Pid, Signal, kill_process};
@@ -19,7 +21,11 @@ fn ccmp(sandbox: &Sandbox, max_parallel: usize) -> Ccmp {
         grace: Duration::from_millis(1500),
         agent_program: workspace_bin("fake-claude").into_os_string(),
     };
-    Ccmp::open_with_runner(FsStore::open(sandbox.state()).unwrap(), config, workspace_bin("ccmp-test-host"))
+    Ccmp::open_with_runner(
+        FsStore::open(sandbox.state()).unwrap(),
+        config,
+        workspace_bin("ccmp-test-host"),
+    )
 }
 
 fn kill9(pid: i32) {
@@ -27,14 +33,24 @@ fn kill9(pid: i32) {
 }
 
 /// Starts `count` tasks from a separate frontend process and returns it with the task ids.
-fn start_from_host(sandbox: &Sandbox, count: usize, prompt: &str, hold: bool) -> (std::process::Child, Vec<String>) {
+fn start_from_host(
+    sandbox: &Sandbox,
+    count: usize,
+    prompt: &str,
+    hold: bool,
+) -> (std::process::Child, Vec<String>) {
     let mut cmd = Command::new(workspace_bin("ccmp-test-host"));
-    cmd.args(["start", &sandbox.state().display().to_string(), &count.to_string(), prompt])
-        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
-        .env("CCMP_MAX_PARALLEL", "4")
-        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
-        .current_dir(sandbox.work())
-        .stdout(Stdio::piped());
+    cmd.args([
+        "start",
+        &sandbox.state().display().to_string(),
+        &count.to_string(),
+        prompt,
+    ])
+    .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+    .env("CCMP_MAX_PARALLEL", "4")
+    .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+    .current_dir(sandbox.work())
+    .stdout(Stdio::piped());
     if hold {
         cmd.env("HOLD", "1");
     }
@@ -69,23 +85,47 @@ async fn fifty_tasks_started_by_a_program_that_exits_are_all_seen_later() {
     let (mut host, ids) = start_from_host(&sandbox, 50, "FAKE_TOOLS=1", false);
     assert!(host.wait().unwrap().success());
     let ccmp = ccmp(&sandbox, 4);
-    let list = ccmp.list(&ccmp_core::ListQuery { states: None, limit: 100 }).unwrap();
+    let list = ccmp
+        .list(&ccmp_core::ListQuery {
+            states: None,
+            limit: 100,
+        })
+        .unwrap();
     assert_eq!(list.total, 50);
-    let outcome = ccmp.wait(&ids, WaitMode::All, Duration::from_secs(120)).await.unwrap();
-    assert!(!outcome.timed_out, "{} still pending", outcome.pending.len());
-    assert!(outcome.finished.iter().all(|r| r.status == TaskStatus::Succeeded && r.outcome.as_ref().unwrap().num_turns == Some(2)));
+    let outcome = ccmp
+        .wait(&ids, WaitMode::All, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(
+        !outcome.timed_out,
+        "{} still pending",
+        outcome.pending.len()
+    );
+    assert!(
+        outcome
+            .finished
+            .iter()
+            .all(|r| r.status == TaskStatus::Succeeded
+                && r.outcome.as_ref().unwrap().num_turns == Some(2))
+    );
     // No runner is left behind once every task has finished.
     for record in &outcome.finished {
         let runner = record.runner.clone().expect("runner identity recorded");
-        poll(Duration::from_secs(10), "runners to exit", || (!runner.is_alive()).then_some(()));
+        poll(Duration::from_secs(10), "runners to exit", || {
+            (!runner.is_alive()).then_some(())
+        });
     }
 }
 
 async fn running_with_grandchild(ccmp: &Ccmp, sandbox: &Sandbox) -> (TaskRecord, i32) {
-    let started = ccmp.start(sandbox.request("FAKE_HANG FAKE_GRANDCHILD")).unwrap();
+    let started = ccmp
+        .start(sandbox.request("FAKE_HANG FAKE_GRANDCHILD"))
+        .unwrap();
     let id = started.id.to_string();
     let grandchild = poll(LONG, "the grandchild to start", || {
-        let stderr = ccmp.output(&id, LogStream::Stderr, LogRange::Tail { lines: 10 }).ok()?;
+        let stderr = ccmp
+            .output(&id, LogStream::Stderr, LogRange::Tail { lines: 10 })
+            .ok()?;
         grandchild_pids(&stderr.text).first().copied()
     });
     let record = poll(LONG, "the task to run", || {
@@ -103,16 +143,30 @@ async fn a_runner_killed_with_sigkill_leaves_a_lost_task_and_no_processes() {
     let agent = record.agent.clone().unwrap().identity;
     kill9(record.runner.clone().unwrap().pid);
     // The agent dies with its runner (parent-death signal)...
-    poll(Duration::from_secs(10), "the agent to die with its runner", || (!agent.is_alive()).then_some(()));
+    poll(
+        Duration::from_secs(10),
+        "the agent to die with its runner",
+        || (!agent.is_alive()).then_some(()),
+    );
     // ...and the next look decides `lost` and stops what is left: the grandchild in its own session.
     let lost = ccmp.status(&record.id.short()).unwrap();
     assert_eq!(lost.status, TaskStatus::Lost);
     let error = lost.error().unwrap();
-    assert!(error.contains("runner") && error.contains("killed"), "{error}");
-    poll(Duration::from_secs(5), "the grandchild to be stopped", || (!pid_alive(grandchild)).then_some(()));
+    assert!(
+        error.contains("runner") && error.contains("killed"),
+        "{error}"
+    );
+    poll(
+        Duration::from_secs(5),
+        "the grandchild to be stopped",
+        || (!pid_alive(grandchild)).then_some(()),
+    );
     assert!(task_processes(&record.id.to_string()).is_empty());
     // Lost is terminal: it stays lost.
-    assert_eq!(ccmp.status(&record.id.short()).unwrap().status, TaskStatus::Lost);
+    assert_eq!(
+        ccmp.status(&record.id.short()).unwrap().status,
+        TaskStatus::Lost
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +180,9 @@ async fn a_reused_pid_is_never_signalled() {
     });
     let runner = record.runner.clone().unwrap();
     kill9(runner.pid);
-    poll(Duration::from_secs(10), "the runner to be gone", || (!runner.is_alive()).then_some(()));
+    poll(Duration::from_secs(10), "the runner to be gone", || {
+        (!runner.is_alive()).then_some(())
+    });
     // An unrelated process now holds the recorded pids, as if they had been reused.
     let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
     let store = FsStore::open(sandbox.state()).unwrap();
@@ -140,7 +196,10 @@ async fn a_reused_pid_is_never_signalled() {
     let outcome = ccmp.cancel(&record.id.short()).await.unwrap();
     assert!(outcome.already_finished);
     assert_eq!(outcome.record.status, TaskStatus::Lost);
-    assert!(pid_alive(bystander.id() as i32), "an unrelated process was signalled");
+    assert!(
+        pid_alive(bystander.id() as i32),
+        "an unrelated process was signalled"
+    );
     assert!(bystander.try_wait().unwrap().is_none());
     bystander.kill().unwrap();
     bystander.wait().unwrap();

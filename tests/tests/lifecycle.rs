@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use ccmp_core::{
-    Ccmp, CleanupTarget, Config, Error, FsStore, ListQuery, LogRange, LogStream, TaskRecord, TaskRequest, TaskStatus,
-    WaitMode,
+    Ccmp, CleanupTarget, Config, Error, FsStore, ListQuery, LogRange, LogStream, TaskRecord,
+    TaskRequest, TaskStatus, WaitMode,
 };
 use ccmp_tests::{Sandbox, grandchild_pids, pid_alive, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
@@ -39,8 +39,16 @@ fn ccmp(kind: Kind, sandbox: &Sandbox, max_parallel: usize) -> Ccmp {
 }
 
 async fn wait_one(ccmp: &Ccmp, record: &TaskRecord) -> TaskRecord {
-    let outcome = ccmp.wait(&[record.id.to_string()], WaitMode::All, LONG).await.unwrap();
-    assert!(!outcome.timed_out, "task {} did not finish: {:?}", record.id.short(), outcome.pending);
+    let outcome = ccmp
+        .wait(&[record.id.to_string()], WaitMode::All, LONG)
+        .await
+        .unwrap();
+    assert!(
+        !outcome.timed_out,
+        "task {} did not finish: {:?}",
+        record.id.short(),
+        outcome.pending
+    );
     outcome.finished.into_iter().next().unwrap()
 }
 
@@ -52,22 +60,34 @@ async fn wait_running(ccmp: &Ccmp, record: &TaskRecord) -> TaskRecord {
             return r;
         }
         assert!(!r.status.is_terminal(), "task ended early: {:?}", r.outcome);
-        assert!(tokio::time::Instant::now() < deadline, "task never ran: {r:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task never ran: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn log(ccmp: &Ccmp, record: &TaskRecord, stream: LogStream) -> String {
-    ccmp.output(&record.id.to_string(), stream, LogRange::Bytes { offset: 0, limit: 1 << 20 })
-        .unwrap()
-        .text
+    ccmp.output(
+        &record.id.to_string(),
+        stream,
+        LogRange::Bytes {
+            offset: 0,
+            limit: 1 << 20,
+        },
+    )
+    .unwrap()
+    .text
 }
 
 fn assert_no_processes(record: &TaskRecord) {
     let id = record.id.to_string();
-    poll(Duration::from_secs(5), "the task's processes to be gone", || {
-        task_processes(&id).is_empty().then_some(())
-    });
+    poll(
+        Duration::from_secs(5),
+        "the task's processes to be gone",
+        || task_processes(&id).is_empty().then_some(()),
+    );
 }
 
 macro_rules! lifecycle {
@@ -114,8 +134,13 @@ lifecycle!(
 async fn succeeds_with_session_turns_and_cost(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let started = ccmp.start(sandbox.request("write tests for utils.py FAKE_TOOLS=2")).unwrap();
-    assert!(matches!(started.status, TaskStatus::Queued | TaskStatus::Running));
+    let started = ccmp
+        .start(sandbox.request("write tests for utils.py FAKE_TOOLS=2"))
+        .unwrap();
+    assert!(matches!(
+        started.status,
+        TaskStatus::Queued | TaskStatus::Running
+    ));
     let done = wait_one(&ccmp, &started).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
     let view = ccmp.view(&done);
@@ -128,7 +153,10 @@ async fn succeeds_with_session_turns_and_cost(kind: Kind) {
     assert!(view.error.is_none());
     assert!(view.usage.is_some());
     assert_eq!(view.progress.as_deref(), Some("done"));
-    assert!(view.started_at.unwrap() >= view.created_at && view.finished_at.unwrap() >= view.started_at.unwrap());
+    assert!(
+        view.started_at.unwrap() >= view.created_at
+            && view.finished_at.unwrap() >= view.started_at.unwrap()
+    );
     // The readable log tells the story; the raw log keeps the agent's own lines.
     let transcript = log(&ccmp, &done, LogStream::Transcript);
     assert!(transcript.contains("tool Bash"), "{transcript}");
@@ -144,11 +172,18 @@ async fn succeeds_with_session_turns_and_cost(kind: Kind) {
 async fn api_errors_fail_with_the_reason(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let done = wait_one(&ccmp, &ccmp.start(sandbox.request("FAKE_FAIL=529")).unwrap()).await;
+    let done = wait_one(
+        &ccmp,
+        &ccmp.start(sandbox.request("FAKE_FAIL=529")).unwrap(),
+    )
+    .await;
     assert_eq!(done.status, TaskStatus::Failed);
     let view = ccmp.view(&done);
     let error = view.error.unwrap();
-    assert!(error.contains("HTTP 529") && error.contains("Overloaded"), "{error}");
+    assert!(
+        error.contains("HTTP 529") && error.contains("Overloaded"),
+        "{error}"
+    );
     assert_eq!((view.is_error, view.exit_code), (Some(true), Some(1)));
     assert!(view.session_id.is_some());
 }
@@ -159,14 +194,19 @@ async fn a_crash_without_result_fails_with_stderr(kind: Kind) {
     let done = wait_one(&ccmp, &ccmp.start(sandbox.request("FAKE_EXIT=3")).unwrap()).await;
     assert_eq!(done.status, TaskStatus::Failed);
     let error = done.error().unwrap();
-    assert!(error.contains("exited with code 3 without reporting a result"), "{error}");
+    assert!(
+        error.contains("exited with code 3 without reporting a result"),
+        "{error}"
+    );
     assert!(error.contains("crashing with exit code 3"), "{error}");
 }
 
 async fn timeout_stops_the_agent(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let started = ccmp.start(sandbox.request("FAKE_HANG").timeout_secs(0.5)).unwrap();
+    let started = ccmp
+        .start(sandbox.request("FAKE_HANG").timeout_secs(0.5))
+        .unwrap();
     let done = wait_one(&ccmp, &started).await;
     assert_eq!(done.status, TaskStatus::TimedOut, "{:?}", done.outcome);
     assert!(done.error().unwrap().contains("timed out after 0.5s"));
@@ -181,7 +221,12 @@ async fn cancel_stops_a_running_task(kind: Kind) {
     let running = wait_running(&ccmp, &started).await;
     let outcome = ccmp.cancel(&running.id.short()).await.unwrap();
     assert!(!outcome.already_finished);
-    assert_eq!(outcome.record.status, TaskStatus::Cancelled, "{:?}", outcome.record);
+    assert_eq!(
+        outcome.record.status,
+        TaskStatus::Cancelled,
+        "{:?}",
+        outcome.record
+    );
     assert_eq!(outcome.record.error(), Some("cancelled on request"));
     assert_eq!(ccmp.view(&outcome.record).exit_code, Some(143));
     assert_no_processes(&outcome.record);
@@ -194,7 +239,9 @@ async fn cancel_stops_a_running_task(kind: Kind) {
 async fn an_agent_ignoring_term_is_killed_after_the_grace(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let started = ccmp.start(sandbox.request("FAKE_HANG FAKE_IGNORE_TERM")).unwrap();
+    let started = ccmp
+        .start(sandbox.request("FAKE_HANG FAKE_IGNORE_TERM"))
+        .unwrap();
     wait_running(&ccmp, &started).await;
     let outcome = ccmp.cancel(&started.id.to_string()).await.unwrap();
     assert_eq!(outcome.record.status, TaskStatus::Cancelled);
@@ -208,7 +255,10 @@ async fn cancel_of_a_queued_task_never_starts_it(kind: Kind) {
     let first = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     wait_running(&ccmp, &first).await;
     let second = ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap();
-    assert_eq!(ccmp.status(&second.id.short()).unwrap().status, TaskStatus::Queued);
+    assert_eq!(
+        ccmp.status(&second.id.short()).unwrap().status,
+        TaskStatus::Queued
+    );
     let cancelled = ccmp.cancel(&second.id.short()).await.unwrap().record;
     assert_eq!(cancelled.status, TaskStatus::Cancelled);
     assert!(cancelled.started_at.is_none());
@@ -226,7 +276,12 @@ async fn queue_is_fifo_and_max_parallel_holds(kind: Kind) {
         .collect();
     let outcome = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
     assert!(!outcome.timed_out);
-    assert!(outcome.finished.iter().all(|r| r.status == TaskStatus::Succeeded));
+    assert!(
+        outcome
+            .finished
+            .iter()
+            .all(|r| r.status == TaskStatus::Succeeded)
+    );
     let text = std::fs::read_to_string(&events).unwrap();
     let mut lines: Vec<(u128, &str, &str)> = text
         .lines()
@@ -247,7 +302,15 @@ async fn queue_is_fifo_and_max_parallel_holds(kind: Kind) {
     // moment (two slots freeing together), which may reach exec in either order.
     let started: Vec<_> = ids
         .iter()
-        .map(|id| outcome.finished.iter().find(|r| r.id.to_string() == *id).unwrap().started_at.unwrap())
+        .map(|id| {
+            outcome
+                .finished
+                .iter()
+                .find(|r| r.id.to_string() == *id)
+                .unwrap()
+                .started_at
+                .unwrap()
+        })
         .collect();
     for i in 0..started.len() {
         for j in i + 1..started.len() {
@@ -263,51 +326,119 @@ async fn queue_is_fifo_and_max_parallel_holds(kind: Kind) {
 async fn a_grandchild_in_its_own_session_does_not_outlive_its_task(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let done = wait_one(&ccmp, &ccmp.start(sandbox.request("FAKE_GRANDCHILD")).unwrap()).await;
+    let done = wait_one(
+        &ccmp,
+        &ccmp.start(sandbox.request("FAKE_GRANDCHILD")).unwrap(),
+    )
+    .await;
     assert_eq!(done.status, TaskStatus::Succeeded);
     let pids = grandchild_pids(&log(&ccmp, &done, LogStream::Stderr));
     assert_eq!(pids.len(), 1);
     // The outcome is recorded only after the sweep, so the grandchild is already gone.
-    assert!(!pid_alive(pids[0]), "grandchild {} survived its task", pids[0]);
+    assert!(
+        !pid_alive(pids[0]),
+        "grandchild {} survived its task",
+        pids[0]
+    );
     assert_no_processes(&done);
 }
 
 async fn raw_output_is_kept_and_paged(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let done = wait_one(&ccmp, &ccmp.start(sandbox.request("FAKE_BINARY FAKE_HUGE=3000000")).unwrap()).await;
+    let done = wait_one(
+        &ccmp,
+        &ccmp
+            .start(sandbox.request("FAKE_BINARY FAKE_HUGE=3000000"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
     assert_eq!(ccmp.view(&done).result.unwrap().len(), 3_000_000);
     let id = done.id.to_string();
-    let first = ccmp.output(&id, LogStream::Stdout, LogRange::Bytes { offset: 0, limit: 1 << 20 }).unwrap();
+    let first = ccmp
+        .output(
+            &id,
+            LogStream::Stdout,
+            LogRange::Bytes {
+                offset: 0,
+                limit: 1 << 20,
+            },
+        )
+        .unwrap();
     assert_eq!(first.next_offset, 1 << 20);
-    assert!(first.text.contains("plain text on stdout \u{fffd}\u{fffd} not utf-8"));
+    assert!(
+        first
+            .text
+            .contains("plain text on stdout \u{fffd}\u{fffd} not utf-8")
+    );
     assert!(!first.at_end && first.total_bytes > 6_000_000);
-    let capped = ccmp.output(&id, LogStream::Stdout, LogRange::Bytes { offset: 0, limit: usize::MAX }).unwrap();
+    let capped = ccmp
+        .output(
+            &id,
+            LogStream::Stdout,
+            LogRange::Bytes {
+                offset: 0,
+                limit: usize::MAX,
+            },
+        )
+        .unwrap();
     assert_eq!(capped.next_offset, ccmp_core::MAX_LOG_READ as u64);
-    let second = ccmp.output(&id, LogStream::Stdout, LogRange::Bytes { offset: first.next_offset, limit: 10 }).unwrap();
+    let second = ccmp
+        .output(
+            &id,
+            LogStream::Stdout,
+            LogRange::Bytes {
+                offset: first.next_offset,
+                limit: 10,
+            },
+        )
+        .unwrap();
     assert_eq!(second.offset, first.next_offset);
     // The result line is longer than a page: a tail is bounded, and ends where the log ends.
-    let tail = ccmp.output(&id, LogStream::Stdout, LogRange::Tail { lines: 1 }).unwrap();
-    assert!(tail.text.len() <= ccmp_core::MAX_LOG_READ && tail.text.ends_with("}\n") && tail.at_end);
+    let tail = ccmp
+        .output(&id, LogStream::Stdout, LogRange::Tail { lines: 1 })
+        .unwrap();
+    assert!(
+        tail.text.len() <= ccmp_core::MAX_LOG_READ && tail.text.ends_with("}\n") && tail.at_end
+    );
     let transcript = log(&ccmp, &done, LogStream::Transcript);
-    assert!(transcript.contains("[output] plain text on stdout"), "{}", &transcript[..200]);
+    assert!(
+        transcript.contains("[output] plain text on stdout"),
+        "{}",
+        &transcript[..200]
+    );
 }
 
 async fn follow_up_resumes_the_session(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let first = wait_one(&ccmp, &ccmp.start(sandbox.request("refactor database.py")).unwrap()).await;
+    let first = wait_one(
+        &ccmp,
+        &ccmp.start(sandbox.request("refactor database.py")).unwrap(),
+    )
+    .await;
     assert_eq!(first.status, TaskStatus::Succeeded);
-    let next = ccmp.follow_up(&first.id.short(), "now run the tests").unwrap();
+    let next = ccmp
+        .follow_up(&first.id.short(), "now run the tests")
+        .unwrap();
     assert_eq!(next.follows, Some(first.id));
     assert_eq!(next.spec.working_dir, first.spec.working_dir);
     assert_eq!(next.spec.resume_session, first.session_id);
     let second = wait_one(&ccmp, &next).await;
     assert_eq!(second.status, TaskStatus::Succeeded, "{:?}", second.outcome);
-    assert_eq!(second.session_id, first.session_id, "--resume keeps the session id");
-    let (c1, c2) = (ccmp.view(&first).cost_usd.unwrap(), ccmp.view(&second).cost_usd.unwrap());
-    assert!(c2 > c1, "cost adds up across a resumed session: {c1} then {c2}");
+    assert_eq!(
+        second.session_id, first.session_id,
+        "--resume keeps the session id"
+    );
+    let (c1, c2) = (
+        ccmp.view(&first).cost_usd.unwrap(),
+        ccmp.view(&second).cost_usd.unwrap(),
+    );
+    assert!(
+        c2 > c1,
+        "cost adds up across a resumed session: {c1} then {c2}"
+    );
 
     // Follow-ups need a finished task with a session.
     let running = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
@@ -328,7 +459,14 @@ async fn follow_up_resumes_the_session(kind: Kind) {
     )
     .await;
     assert_eq!(never.status, TaskStatus::Failed);
-    assert!(never.error().unwrap().contains("session to resume no longer exists"), "{:?}", never.error());
+    assert!(
+        never
+            .error()
+            .unwrap()
+            .contains("session to resume no longer exists"),
+        "{:?}",
+        never.error()
+    );
     let err = ccmp.follow_up(&never.id.short(), "more").unwrap_err();
     assert!(matches!(err, Error::NoSession { .. }), "{err}");
     assert!(crashed.session_id.is_some());
@@ -342,26 +480,52 @@ async fn bad_input_is_refused_and_leaves_nothing(kind: Kind) {
     let cases: Vec<(TaskRequest, &str)> = vec![
         (sandbox.request(""), "empty"),
         (sandbox.request(" \n\t "), "empty"),
-        (sandbox.request(&"x".repeat(ccmp_core::MAX_PROMPT_BYTES + 1)), "over the limit"),
-        (sandbox.request("x").working_dir(sandbox.path("missing")), "does not exist"),
+        (
+            sandbox.request(&"x".repeat(ccmp_core::MAX_PROMPT_BYTES + 1)),
+            "over the limit",
+        ),
+        (
+            sandbox.request("x").working_dir(sandbox.path("missing")),
+            "does not exist",
+        ),
         (sandbox.request("x").working_dir(&file), "not a directory"),
-        (TaskRequest { model: Some("sonnet\u{7}".into()), ..sandbox.request("x") }, "model"),
+        (
+            TaskRequest {
+                model: Some("sonnet\u{7}".into()),
+                ..sandbox.request("x")
+            },
+            "model",
+        ),
         (sandbox.request("x").timeout_secs(0.0), "timeout"),
         (sandbox.request("x").timeout_secs(-5.0), "timeout"),
-        (TaskRequest { agent: Some(sandbox.path("no-claude")), ..sandbox.request("x") }, "CCMP_CLAUDE_BIN"),
+        (
+            TaskRequest {
+                agent: Some(sandbox.path("no-claude")),
+                ..sandbox.request("x")
+            },
+            "CCMP_CLAUDE_BIN",
+        ),
     ];
     for (request, expected) in cases {
         let err = ccmp.start(request).unwrap_err();
         assert!(err.is_invalid_input(), "{err}");
-        assert!(err.to_string().contains(expected), "{err} (expected {expected:?})");
+        assert!(
+            err.to_string().contains(expected),
+            "{err} (expected {expected:?})"
+        );
     }
     for id in ["../../etc", "zzzz", "abc", "00000000"] {
         let err = ccmp.status(id).unwrap_err();
         assert!(err.is_not_found(), "{id}: {err}");
     }
-    assert!(ccmp.store().ids().unwrap().is_empty(), "a refused start left a task behind");
+    assert!(
+        ccmp.store().ids().unwrap().is_empty(),
+        "a refused start left a task behind"
+    );
     if let Kind::Detached = kind {
-        let tasks = std::fs::read_dir(sandbox.state().join("tasks")).unwrap().count();
+        let tasks = std::fs::read_dir(sandbox.state().join("tasks"))
+            .unwrap()
+            .count();
         assert_eq!(tasks, 0, "a refused start left files behind");
     }
 }
@@ -369,10 +533,24 @@ async fn bad_input_is_refused_and_leaves_nothing(kind: Kind) {
 async fn prompts_that_look_like_flags_are_just_text(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    for prompt in ["-rf please", "--model=evil", "-p", "--dangerously-skip-permissions is text"] {
+    for prompt in [
+        "-rf please",
+        "--model=evil",
+        "-p",
+        "--dangerously-skip-permissions is text",
+    ] {
         let done = wait_one(&ccmp, &ccmp.start(sandbox.request(prompt)).unwrap()).await;
-        assert_eq!(done.status, TaskStatus::Succeeded, "{prompt}: {:?}", done.outcome);
-        assert_eq!(ccmp.view(&done).model, Some("claude-opus-5-5".into()), "{prompt}");
+        assert_eq!(
+            done.status,
+            TaskStatus::Succeeded,
+            "{prompt}: {:?}",
+            done.outcome
+        );
+        assert_eq!(
+            ccmp.view(&done).model,
+            Some("claude-opus-5-5".into()),
+            "{prompt}"
+        );
     }
 }
 
@@ -387,7 +565,10 @@ async fn root_refusal_explains_is_sandbox(kind: Kind) {
     let done = wait_one(&ccmp, &ccmp.start(request).unwrap()).await;
     assert_eq!(done.status, TaskStatus::Failed);
     let error = done.error().unwrap();
-    assert!(error.contains("IS_SANDBOX=1") && error.contains("skip_permissions=false"), "{error}");
+    assert!(
+        error.contains("IS_SANDBOX=1") && error.contains("skip_permissions=false"),
+        "{error}"
+    );
     // Without skip-permissions, root is fine.
     let mut request = sandbox.request("x");
     request.env.remove("IS_SANDBOX");
@@ -404,9 +585,18 @@ async fn wait_any_returns_the_first_to_finish(kind: Kind) {
     let ids = [slow.id.short(), fast.id.short()];
     let outcome = ccmp.wait(&ids, WaitMode::Any, LONG).await.unwrap();
     assert!(!outcome.timed_out);
-    assert_eq!(outcome.finished.iter().map(|r| r.id).collect::<Vec<_>>(), vec![fast.id]);
-    assert_eq!(outcome.pending.iter().map(|r| r.id).collect::<Vec<_>>(), vec![slow.id]);
-    let outcome = ccmp.wait(&ids, WaitMode::All, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(
+        outcome.finished.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![fast.id]
+    );
+    assert_eq!(
+        outcome.pending.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![slow.id]
+    );
+    let outcome = ccmp
+        .wait(&ids, WaitMode::All, Duration::from_millis(300))
+        .await
+        .unwrap();
     assert!(outcome.timed_out);
     assert_eq!(outcome.pending.len(), 1);
     assert!(ccmp.wait(&[], WaitMode::All, LONG).await.is_err());
@@ -416,20 +606,44 @@ async fn wait_any_returns_the_first_to_finish(kind: Kind) {
 async fn list_filters_sorts_and_counts(kind: Kind) {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(kind, &sandbox, 4);
-    let done: Vec<_> = (0..3).map(|_| ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap()).collect();
+    let done: Vec<_> = (0..3)
+        .map(|_| ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap())
+        .collect();
     for r in &done {
         wait_one(&ccmp, r).await;
     }
     let hanging = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     let active = ccmp.list(&ListQuery::active()).unwrap();
-    assert_eq!(active.tasks.iter().map(|r| r.id).collect::<Vec<_>>(), vec![hanging.id]);
+    assert_eq!(
+        active.tasks.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![hanging.id]
+    );
     assert_eq!(active.total, 1);
-    let page = ccmp.list(&ListQuery { states: None, limit: 2 }).unwrap();
+    let page = ccmp
+        .list(&ListQuery {
+            states: None,
+            limit: 2,
+        })
+        .unwrap();
     assert_eq!(page.total, 4);
-    assert_eq!(page.tasks.iter().map(|r| r.id).collect::<Vec<_>>(), vec![hanging.id, done[2].id]);
-    let succeeded = ccmp.list(&ListQuery { states: Some(vec![TaskStatus::Succeeded]), limit: 10 }).unwrap();
+    assert_eq!(
+        page.tasks.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![hanging.id, done[2].id]
+    );
+    let succeeded = ccmp
+        .list(&ListQuery {
+            states: Some(vec![TaskStatus::Succeeded]),
+            limit: 10,
+        })
+        .unwrap();
     assert_eq!(succeeded.total, 3);
-    assert!(ccmp.list(&ListQuery { states: None, limit: 0 }).is_err());
+    assert!(
+        ccmp.list(&ListQuery {
+            states: None,
+            limit: 0
+        })
+        .is_err()
+    );
     ccmp.cancel(&hanging.id.short()).await.unwrap();
 }
 
@@ -440,19 +654,32 @@ async fn cleanup_refuses_running_tasks_unless_forced(kind: Kind) {
     let running = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     wait_running(&ccmp, &running).await;
     let err = ccmp
-        .cleanup(CleanupTarget::Task { id: running.id.short(), force: false })
+        .cleanup(CleanupTarget::Task {
+            id: running.id.short(),
+            force: false,
+        })
         .await
         .unwrap_err();
     assert!(matches!(err, Error::TaskActive { .. }), "{err}");
     assert!(err.to_string().contains("force"), "{err}");
     // Only finished tasks older than an hour: none.
-    let report = ccmp.cleanup(CleanupTarget::OlderThan(Duration::from_secs(3600))).await.unwrap();
+    let report = ccmp
+        .cleanup(CleanupTarget::OlderThan(Duration::from_secs(3600)))
+        .await
+        .unwrap();
     assert!(report.removed.is_empty());
     let report = ccmp.cleanup(CleanupTarget::Finished).await.unwrap();
     assert_eq!(report.removed, vec![finished.id.short()]);
-    assert!(ccmp.status(&finished.id.short()).unwrap_err().is_not_found());
+    assert!(
+        ccmp.status(&finished.id.short())
+            .unwrap_err()
+            .is_not_found()
+    );
     let report = ccmp
-        .cleanup(CleanupTarget::Task { id: running.id.short(), force: true })
+        .cleanup(CleanupTarget::Task {
+            id: running.id.short(),
+            force: true,
+        })
         .await
         .unwrap();
     assert_eq!(report.removed, vec![running.id.short()]);

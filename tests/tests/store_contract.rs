@@ -5,7 +5,8 @@ use std::ffi::OsString;
 use std::io::Write;
 
 use ccmp_core::{
-    FsStore, LogRange, LogStream, MemoryStore, StoreError, TaskRecord, TaskRequest, TaskStatus, TaskStore,
+    FsStore, LogRange, LogStream, MemoryStore, StoreError, TaskRecord, TaskRequest, TaskStatus,
+    TaskStore,
 };
 use pretty_assertions::assert_eq;
 
@@ -22,7 +23,10 @@ fn store_contract(store: &dyn TaskStore) {
     let mut a = record("first task");
     store.create(&a).unwrap();
     assert_eq!(store.load(&a.id).unwrap(), a);
-    assert!(matches!(store.create(&a), Err(StoreError::AlreadyExists { .. })));
+    assert!(matches!(
+        store.create(&a),
+        Err(StoreError::AlreadyExists { .. })
+    ));
     a.status = TaskStatus::Running;
     a.progress = Some("turn 1: Bash".into());
     store.save(&a).unwrap();
@@ -33,7 +37,12 @@ fn store_contract(store: &dyn TaskStore) {
     store.create(&b).unwrap();
     let ids: BTreeSet<_> = store.ids().unwrap().into_iter().collect();
     assert_eq!(ids, BTreeSet::from([a.id, b.id]));
-    let listed: BTreeSet<_> = store.list().unwrap().into_iter().map(|r| r.unwrap().id).collect();
+    let listed: BTreeSet<_> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect();
     assert_eq!(listed, ids);
 
     // Resolution: full id, short id, prefixes, bad input.
@@ -41,9 +50,16 @@ fn store_contract(store: &dyn TaskStore) {
     assert_eq!(store.resolve(&a.id.short()).unwrap(), a.id);
     assert_eq!(store.resolve(&a.id.short().to_uppercase()).unwrap(), a.id);
     for bad in ["../../etc", "abc", "a/b/c/d", ""] {
-        assert!(matches!(store.resolve(bad), Err(StoreError::InvalidId { .. })), "{bad}");
+        assert!(
+            matches!(store.resolve(bad), Err(StoreError::InvalidId { .. })),
+            "{bad}"
+        );
     }
-    let unknown = if a.id.short().starts_with('0') || b.id.short().starts_with('0') { "ffff" } else { "0000" };
+    let unknown = if a.id.short().starts_with('0') || b.id.short().starts_with('0') {
+        "ffff"
+    } else {
+        "0000"
+    };
     let unknown_ok = !a.id.short().starts_with(unknown) && !b.id.short().starts_with(unknown);
     if unknown_ok {
         assert!(store.resolve(unknown).unwrap_err().is_not_found());
@@ -53,11 +69,27 @@ fn store_contract(store: &dyn TaskStore) {
     let mut w = store.log_writer(&a.id, LogStream::Transcript).unwrap();
     w.write_all(b"line one\nline two\nline three\n").unwrap();
     drop(w);
-    let page = store.read_log(&a.id, LogStream::Transcript, LogRange::Bytes { offset: 9, limit: 8 }).unwrap();
-    assert_eq!((page.text.as_str(), page.next_offset, page.at_end), ("line two", 17, false));
-    let tail = store.read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 }).unwrap();
+    let page = store
+        .read_log(
+            &a.id,
+            LogStream::Transcript,
+            LogRange::Bytes {
+                offset: 9,
+                limit: 8,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (page.text.as_str(), page.next_offset, page.at_end),
+        ("line two", 17, false)
+    );
+    let tail = store
+        .read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 })
+        .unwrap();
     assert_eq!(tail.text, "line three\n");
-    let empty = store.read_log(&a.id, LogStream::Stderr, LogRange::Tail { lines: 5 }).unwrap();
+    let empty = store
+        .read_log(&a.id, LogStream::Stderr, LogRange::Tail { lines: 5 })
+        .unwrap();
     assert_eq!((empty.text.as_str(), empty.total_bytes), ("", 0));
 
     // Remove.
@@ -65,11 +97,14 @@ fn store_contract(store: &dyn TaskStore) {
     assert!(store.load(&a.id).unwrap_err().is_not_found());
     assert!(store.remove(&a.id).unwrap_err().is_not_found());
     assert!(store.save(&a).unwrap_err().is_not_found());
-    assert!(store.read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 }).unwrap_err().is_not_found());
+    assert!(
+        store
+            .read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 })
+            .unwrap_err()
+            .is_not_found()
+    );
     assert_eq!(store.ids().unwrap(), vec![b.id]);
 }
-
-
 
 #[test]
 fn memory_store_passes_the_contract() {
@@ -99,8 +134,16 @@ fn ambiguous_prefixes_list_the_candidates() {
         let err = store.resolve("abcd").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StoreError::Ambiguous { .. }), "{msg}");
-        assert!(msg.contains("abcd00000000") && msg.contains("give more characters"), "{msg}");
-        assert_eq!(store.resolve("abcd0000-0000-4000-8000-000000000002").unwrap(), b.id);
+        assert!(
+            msg.contains("abcd00000000") && msg.contains("give more characters"),
+            "{msg}"
+        );
+        assert_eq!(
+            store
+                .resolve("abcd0000-0000-4000-8000-000000000002")
+                .unwrap(),
+            b.id
+        );
     }
 }
 
@@ -131,7 +174,10 @@ mod fs_only {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![OsString::from(r.id.simple())]);
-        let files: BTreeSet<_> = std::fs::read_dir(&task_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let files: BTreeSet<_> = std::fs::read_dir(&task_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(files, BTreeSet::from([OsString::from("record.json")]));
     }
 
@@ -149,7 +195,10 @@ mod fs_only {
         .unwrap();
         let r = store.load(&id).unwrap();
         assert_eq!(r.status, TaskStatus::Succeeded);
-        assert_eq!(r.session_id.as_deref(), Some("110dc75a-b7fc-47a7-a40c-63d2627fde90"));
+        assert_eq!(
+            r.session_id.as_deref(),
+            Some("110dc75a-b7fc-47a7-a40c-63d2627fde90")
+        );
         let view = r.view(None);
         assert_eq!(view.short_id, "3f9a1c2e");
         assert_eq!(view.cost_usd, Some(0.01044));
@@ -206,10 +255,16 @@ mod fs_only {
         assert!(matches!(err, StoreError::StateDirNotDir { .. }));
         assert!(err.to_string().contains("CCMP_STATE_DIR"), "{err}");
         let err = FsStore::open(file.join("sub")).unwrap_err();
-        assert!(matches!(err, StoreError::StateDirUnwritable { .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::StateDirUnwritable { .. }),
+            "{err}"
+        );
         // /proc does not accept new directories, even for root.
         let err = FsStore::open("/proc/ccmp-state").unwrap_err();
-        assert!(matches!(err, StoreError::StateDirUnwritable { .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::StateDirUnwritable { .. }),
+            "{err}"
+        );
         assert!(!std::path::Path::new("/proc/ccmp-state").exists());
     }
 
@@ -220,7 +275,8 @@ mod fs_only {
         let r = record("x");
         store.create(&r).unwrap();
         let path = store.task_dir(&r.id).join("record.json");
-        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         json["schema"] = 2.into();
         std::fs::write(&path, json.to_string()).unwrap();
         let msg = store.load(&r.id).unwrap_err().to_string();

@@ -124,7 +124,11 @@ fn damaged(id: &TaskId, path: PathBuf, reason: String) -> StoreError {
 
 fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, StoreError> {
     if bytes.is_empty() {
-        return Err(damaged(id, path.to_owned(), "the record file is empty".into()));
+        return Err(damaged(
+            id,
+            path.to_owned(),
+            "the record file is empty".into(),
+        ));
     }
     #[derive(serde::Deserialize)]
     struct Version {
@@ -135,11 +139,20 @@ fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, St
             return Err(damaged(
                 id,
                 path.to_owned(),
-                format!("written by a newer ccmp (schema {}); upgrade ccmp to read it", v.schema),
+                format!(
+                    "written by a newer ccmp (schema {}); upgrade ccmp to read it",
+                    v.schema
+                ),
             ));
         }
         Ok(_) => {}
-        Err(e) => return Err(damaged(id, path.to_owned(), format!("not a task record: {e}"))),
+        Err(e) => {
+            return Err(damaged(
+                id,
+                path.to_owned(),
+                format!("not a task record: {e}"),
+            ));
+        }
     }
     let record: TaskRecord = serde_json::from_slice(bytes)
         .map_err(|e| damaged(id, path.to_owned(), format!("not a task record: {e}")))?;
@@ -201,7 +214,8 @@ impl TaskStore for FsStore {
             .tempdir_in(&self.tasks)
             .map_err(unwritable)?;
         let bytes = serialize(record)?;
-        write_atomic(staging.path(), RECORD, &bytes).map_err(|e| StoreError::write(staging.path(), e))?;
+        write_atomic(staging.path(), RECORD, &bytes)
+            .map_err(|e| StoreError::write(staging.path(), e))?;
         let final_dir = self.task_dir(&record.id);
         if final_dir.exists() {
             return Err(StoreError::AlreadyExists {
@@ -261,7 +275,9 @@ impl TaskStore for FsStore {
 
     fn remove(&self, id: &TaskId) -> Result<(), StoreError> {
         let dir = self.task_dir(id);
-        let trash = self.tasks.join(format!(".trash-{}-{}", id.simple(), TaskId::new().short()));
+        let trash = self
+            .tasks
+            .join(format!(".trash-{}-{}", id.simple(), TaskId::new().short()));
         match fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -273,7 +289,11 @@ impl TaskStore for FsStore {
         fs::remove_dir_all(&trash).map_err(|e| StoreError::write(&trash, e))
     }
 
-    fn log_writer(&self, id: &TaskId, stream: LogStream) -> Result<Box<dyn Write + Send>, StoreError> {
+    fn log_writer(
+        &self,
+        id: &TaskId,
+        stream: LogStream,
+    ) -> Result<Box<dyn Write + Send>, StoreError> {
         let path = self.task_dir(id).join(stream.file_name());
         let file = OpenOptions::new()
             .create(true)
@@ -284,7 +304,12 @@ impl TaskStore for FsStore {
         Ok(Box::new(file))
     }
 
-    fn read_log(&self, id: &TaskId, stream: LogStream, range: LogRange) -> Result<LogChunk, StoreError> {
+    fn read_log(
+        &self,
+        id: &TaskId,
+        stream: LogStream,
+        range: LogRange,
+    ) -> Result<LogChunk, StoreError> {
         let path = self.task_dir(id).join(stream.file_name());
         let mut file = match File::open(&path) {
             Ok(f) => f,
@@ -296,7 +321,10 @@ impl TaskStore for FsStore {
             }
             Err(e) => return Err(StoreError::read(&path, e)),
         };
-        let total = file.metadata().map_err(|e| StoreError::read(&path, e))?.len();
+        let total = file
+            .metadata()
+            .map_err(|e| StoreError::read(&path, e))?
+            .len();
         LogChunk::read(total, range, |offset, len| {
             let mut buf = vec![0; len];
             file.seek(SeekFrom::Start(offset))?;
@@ -325,7 +353,9 @@ impl TaskStore for FsStore {
             return if self.task_dir(&id).is_dir() {
                 Ok(id)
             } else {
-                Err(StoreError::NotFound { id: input.to_owned() })
+                Err(StoreError::NotFound {
+                    id: input.to_owned(),
+                })
             };
         }
         prefix.resolve(self.ids()?)

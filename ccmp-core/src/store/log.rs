@@ -100,7 +100,10 @@ impl LogChunk {
         let (start, len) = match range {
             LogRange::Bytes { offset, limit } => {
                 let start = offset.min(total);
-                (start, (limit.min(MAX_LOG_READ) as u64).min(total - start) as usize)
+                (
+                    start,
+                    (limit.min(MAX_LOG_READ) as u64).min(total - start) as usize,
+                )
             }
             LogRange::Tail { .. } => {
                 let len = (MAX_LOG_READ as u64).min(total);
@@ -161,21 +164,54 @@ mod tests {
     #[test]
     fn pages_and_tails() {
         let data = b"one\ntwo\nthree\n";
-        let c = chunk(data, LogRange::Bytes { offset: 4, limit: 3 });
-        assert_eq!((c.text.as_str(), c.next_offset, c.at_end), ("two", 7, false));
-        let c = chunk(data, LogRange::Bytes { offset: 100, limit: 3 });
+        let c = chunk(
+            data,
+            LogRange::Bytes {
+                offset: 4,
+                limit: 3,
+            },
+        );
+        assert_eq!(
+            (c.text.as_str(), c.next_offset, c.at_end),
+            ("two", 7, false)
+        );
+        let c = chunk(
+            data,
+            LogRange::Bytes {
+                offset: 100,
+                limit: 3,
+            },
+        );
         assert_eq!((c.text.as_str(), c.at_end), ("", true));
-        assert_eq!(chunk(data, LogRange::Tail { lines: 2 }).text, "two\nthree\n");
-        assert_eq!(chunk(data, LogRange::Tail { lines: 10 }).text, "one\ntwo\nthree\n");
+        assert_eq!(
+            chunk(data, LogRange::Tail { lines: 2 }).text,
+            "two\nthree\n"
+        );
+        assert_eq!(
+            chunk(data, LogRange::Tail { lines: 10 }).text,
+            "one\ntwo\nthree\n"
+        );
         assert_eq!(chunk(data, LogRange::Tail { lines: 0 }).text, "");
     }
 
     #[test]
     fn never_splits_utf8_mid_page_and_shows_bad_bytes() {
         let data = "aé".as_bytes();
-        let c = chunk(data, LogRange::Bytes { offset: 0, limit: 2 });
+        let c = chunk(
+            data,
+            LogRange::Bytes {
+                offset: 0,
+                limit: 2,
+            },
+        );
         assert_eq!((c.text.as_str(), c.next_offset), ("a", 1));
-        let c = chunk(b"a\xffb", LogRange::Bytes { offset: 0, limit: 10 });
+        let c = chunk(
+            b"a\xffb",
+            LogRange::Bytes {
+                offset: 0,
+                limit: 10,
+            },
+        );
         assert_eq!(c.text, "a\u{fffd}b");
     }
 }

@@ -44,7 +44,10 @@ struct LogWriter(Log);
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -57,14 +60,20 @@ impl TaskStore for MemoryStore {
     fn create(&self, record: &TaskRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if inner.records.contains_key(&record.id) {
-            return Err(StoreError::AlreadyExists { id: record.id.short() });
+            return Err(StoreError::AlreadyExists {
+                id: record.id.short(),
+            });
         }
         inner.records.insert(record.id, record.clone());
         Ok(())
     }
 
     fn load(&self, id: &TaskId) -> Result<TaskRecord, StoreError> {
-        self.lock().records.get(id).cloned().ok_or_else(|| not_found(id))
+        self.lock()
+            .records
+            .get(id)
+            .cloned()
+            .ok_or_else(|| not_found(id))
     }
 
     fn save(&self, record: &TaskRecord) -> Result<(), StoreError> {
@@ -93,7 +102,11 @@ impl TaskStore for MemoryStore {
         Ok(())
     }
 
-    fn log_writer(&self, id: &TaskId, stream: LogStream) -> Result<Box<dyn Write + Send>, StoreError> {
+    fn log_writer(
+        &self,
+        id: &TaskId,
+        stream: LogStream,
+    ) -> Result<Box<dyn Write + Send>, StoreError> {
         let mut inner = self.lock();
         if !inner.records.contains_key(id) {
             return Err(not_found(id));
@@ -102,7 +115,12 @@ impl TaskStore for MemoryStore {
         Ok(Box::new(LogWriter(log)))
     }
 
-    fn read_log(&self, id: &TaskId, stream: LogStream, range: LogRange) -> Result<LogChunk, StoreError> {
+    fn read_log(
+        &self,
+        id: &TaskId,
+        stream: LogStream,
+        range: LogRange,
+    ) -> Result<LogChunk, StoreError> {
         let log = {
             let inner = self.lock();
             if !inner.records.contains_key(id) {

@@ -38,9 +38,18 @@ pub trait TaskStore: Send + Sync + fmt::Debug {
     /// Removes a task and its logs.
     fn remove(&self, id: &TaskId) -> Result<(), StoreError>;
     /// A writer that appends to one of the task's logs.
-    fn log_writer(&self, id: &TaskId, stream: LogStream) -> Result<Box<dyn Write + Send>, StoreError>;
+    fn log_writer(
+        &self,
+        id: &TaskId,
+        stream: LogStream,
+    ) -> Result<Box<dyn Write + Send>, StoreError>;
     /// Reads part of one of the task's logs.
-    fn read_log(&self, id: &TaskId, stream: LogStream, range: LogRange) -> Result<LogChunk, StoreError>;
+    fn read_log(
+        &self,
+        id: &TaskId,
+        stream: LogStream,
+        range: LogRange,
+    ) -> Result<LogChunk, StoreError>;
     /// Where a log lives on disk, if it does.
     fn log_path(&self, id: &TaskId, stream: LogStream) -> Option<PathBuf>;
 

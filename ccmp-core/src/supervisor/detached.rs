@@ -56,7 +56,11 @@ impl DetachedSupervisor {
 
     /// A supervisor whose runners are `program`, which must dispatch the hidden subcommands
     /// through [`hidden_entry_point`](crate::hidden_entry_point).
-    pub fn with_runner_program(store: FsStore, config: Config, program: impl Into<PathBuf>) -> Self {
+    pub fn with_runner_program(
+        store: FsStore,
+        config: Config,
+        program: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             store,
             runner_program: program.into(),
@@ -106,7 +110,8 @@ impl Supervisor for DetachedSupervisor {
         if output.status.success() && output.stdout.starts_with(READY.as_bytes()) {
             return Ok(());
         }
-        let log_tail = std::fs::read_to_string(self.store.runner_log_path(&record.id)).unwrap_or_default();
+        let log_tail =
+            std::fs::read_to_string(self.store.runner_log_path(&record.id)).unwrap_or_default();
         let reason = log_tail
             .lines()
             .rev()
@@ -132,10 +137,12 @@ impl Supervisor for DetachedSupervisor {
             .map_err(|e| StoreError::write(marker, e))?;
         // A runner that has not registered yet sees the marker when it does.
         if let Some(runner) = &record.runner {
-            runner.signal(Signal::TERM).map_err(|source| SupervisorError::Signal {
-                pid: runner.pid,
-                source,
-            })?;
+            runner
+                .signal(Signal::TERM)
+                .map_err(|source| SupervisorError::Signal {
+                    pid: runner.pid,
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -145,10 +152,19 @@ impl Supervisor for DetachedSupervisor {
             return Ok(record);
         }
         let lock_path = self.store.runner_lock_path(&record.id);
-        let lock = match OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&lock_path) {
+        let lock = match OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+        {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound { id: record.id.to_string() }.into());
+                return Err(StoreError::NotFound {
+                    id: record.id.to_string(),
+                }
+                .into());
             }
             Err(e) => return Err(StoreError::read(lock_path, e).into()),
         };
@@ -305,7 +321,8 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
     let _runner_lock = lock_runner(&store, &args.id)?;
     let mut record = store.load(&args.id)?;
     if !record.status.is_terminal() {
-        record.runner = Some(ProcessIdentity::current().map_err(|e| StoreError::read("/proc/self/stat", e))?);
+        record.runner =
+            Some(ProcessIdentity::current().map_err(|e| StoreError::read("/proc/self/stat", e))?);
         store.save(&record)?;
     }
     {
@@ -331,7 +348,11 @@ async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
     use tokio::signal::unix::{SignalKind, signal};
     let cancel = CancellationToken::new();
     // The runner is a process of its own; it turns TERM, INT and HUP into a cancel.
-    for kind in [SignalKind::terminate(), SignalKind::interrupt(), SignalKind::hangup()] {
+    for kind in [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+    ] {
         if let Ok(mut stream) = signal(kind) {
             let cancel = cancel.clone();
             tokio::spawn(async move {

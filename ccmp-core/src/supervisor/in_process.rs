@@ -1,13 +1,15 @@
 //! [`InProcessSupervisor`]: tasks run on the host's tokio runtime and live as long as the host
 //! process. For embedding, usually with a [`MemoryStore`](crate::MemoryStore).
 //!
-//! `max_parallel` is a FIFO semaphore (tokio's is fair), shared by the tasks of this supervisor.
+//! `max_parallel` is a semaphore shared by the tasks of this supervisor. Tasks join a line when
+//! they are launched (not when tokio first polls them, which is in no particular order), and only
+//! the head of the line waits for a permit, so tasks start first in, first out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::Supervisor;
@@ -29,6 +31,8 @@ struct Inner {
     ctx: RunContext,
     runtime: Handle,
     slots: Arc<Semaphore>,
+    line: Mutex<VecDeque<TaskId>>,
+    line_moved: Notify,
     tokens: Mutex<HashMap<TaskId, CancellationToken>>,
 }
 
@@ -46,6 +50,8 @@ impl InProcessSupervisor {
                 },
                 runtime,
                 slots: Arc::new(Semaphore::new(config.max_parallel)),
+                line: Mutex::new(VecDeque::new()),
+                line_moved: Notify::new(),
                 tokens: Mutex::new(HashMap::new()),
             }),
         })
@@ -56,6 +62,39 @@ impl Inner {
     fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, CancellationToken>> {
         self.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn line(&self) -> std::sync::MutexGuard<'_, VecDeque<TaskId>> {
+        self.line.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn leave_line(&self, id: &TaskId) {
+        self.line().retain(|queued| queued != id);
+        self.line_moved.notify_waiters();
+    }
+
+    /// Waits until `id` is first in line and a slot is free. `None` if cancelled first.
+    async fn wait_turn(&self, id: &TaskId, cancel: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+        loop {
+            let moved = self.line_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            if self.line().front() == Some(id) {
+                let permit = tokio::select! {
+                    permit = self.slots.clone().acquire_owned() => permit.ok(),
+                    () = cancel.cancelled() => None,
+                };
+                self.leave_line(id);
+                return permit;
+            }
+            tokio::select! {
+                () = moved => {}
+                () = cancel.cancelled() => {
+                    self.leave_line(id);
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 impl Supervisor for InProcessSupervisor {
@@ -65,17 +104,17 @@ impl Supervisor for InProcessSupervisor {
         self.inner.ctx.store.save(&record)?;
         let token = CancellationToken::new();
         self.inner.tokens().insert(record.id, token.clone());
+        self.inner.line().push_back(record.id);
         let inner = self.inner.clone();
         self.inner.runtime.spawn(async move {
             let id = record.id;
             let store = inner.ctx.store.clone();
-            let permit = tokio::select! {
-                permit = inner.slots.clone().acquire_owned() => permit.ok(),
-                () = token.cancelled() => None,
-            };
-            match permit {
+            match inner.wait_turn(&id, &token).await {
                 Some(_permit) => {
-                    run::run_agent(&inner.ctx, record, &token, || "cancelled on request".to_owned()).await;
+                    run::run_agent(&inner.ctx, record, &token, || {
+                        "cancelled on request".to_owned()
+                    })
+                    .await;
                 }
                 None => {
                     let error = "cancelled on request while queued".to_owned();
@@ -99,7 +138,11 @@ impl Supervisor for InProcessSupervisor {
             return Ok(record);
         }
         // Not ours: it belongs to another process, or to an earlier life of this one.
-        if record.runner.as_ref().is_some_and(ProcessIdentity::is_alive) {
+        if record
+            .runner
+            .as_ref()
+            .is_some_and(ProcessIdentity::is_alive)
+        {
             return Ok(record);
         }
         // Look once more: the task may have finished between the read and the token check.

@@ -11,9 +11,9 @@ mod unix;
 
 use std::fmt;
 
+pub(crate) use self::detached::runner_main;
 pub use self::detached::{DetachedSupervisor, RUNNER_CMD};
 pub use self::in_process::InProcessSupervisor;
-pub(crate) use self::detached::runner_main;
 pub(crate) use self::unix::{EXEC_AGENT_CMD, exec_agent};
 use crate::error::SupervisorError;
 use crate::task::TaskRecord;

@@ -136,9 +136,10 @@ pub(crate) async fn run_agent(
     record.status = TaskStatus::Running;
     record.started_at = Some(Utc::now());
     record.progress = Some("starting".into());
-    record.agent = ProcessIdentity::of(pid)
-        .ok()
-        .map(|identity| AgentProcess { identity, pgid: pid });
+    record.agent = ProcessIdentity::of(pid).ok().map(|identity| AgentProcess {
+        identity,
+        pgid: pid,
+    });
     save_soft(store, &record);
 
     // The prompt goes on stdin, which is then closed.
@@ -231,10 +232,14 @@ pub(crate) async fn run_agent(
         Ok(status) => exit_of(status),
         Err(e) => {
             tracing::warn!(task = %record.id.short(), "waiting for the agent failed: {e}");
-            Exit { code: None, signal: None }
+            Exit {
+                code: None,
+                signal: None,
+            }
         }
     };
-    let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner()))
+        .into_owned();
     let (status, outcome) = agent::conclude(&state, exit, stop, &tail);
     record.progress = Some(match status {
         TaskStatus::Succeeded => "done".to_owned(),
@@ -269,7 +274,11 @@ fn exit_of(status: ExitStatus) -> Exit {
 }
 
 fn update_progress(record: &mut TaskRecord, state: &StreamState) -> bool {
-    let before = (record.session_id.clone(), record.agent_model.clone(), record.progress.clone());
+    let before = (
+        record.session_id.clone(),
+        record.agent_model.clone(),
+        record.progress.clone(),
+    );
     if state.session_id.is_some() {
         record.session_id.clone_from(&state.session_id);
     }
@@ -279,7 +288,12 @@ fn update_progress(record: &mut TaskRecord, state: &StreamState) -> bool {
     if state.progress.is_some() {
         record.progress.clone_from(&state.progress);
     }
-    before != (record.session_id.clone(), record.agent_model.clone(), record.progress.clone())
+    before
+        != (
+            record.session_id.clone(),
+            record.agent_model.clone(),
+            record.progress.clone(),
+        )
 }
 
 struct Logs {

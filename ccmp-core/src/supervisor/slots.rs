@@ -62,7 +62,11 @@ impl Queue {
     fn join(store: &FsStore, record: &TaskRecord, max_parallel: usize) -> io::Result<Self> {
         let root = store.root();
         let dir = root.join("queue");
-        let nanos = record.created_at.timestamp_nanos_opt().unwrap_or_default().max(0);
+        let nanos = record
+            .created_at
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .max(0);
         let entry = format!("{nanos:020}-{}", record.id.simple());
         open_lock(&dir.join(&entry))?;
         Ok(Self {

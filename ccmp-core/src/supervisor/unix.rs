@@ -43,7 +43,11 @@ pub(crate) fn marked_processes(task: &TaskId) -> Vec<i32> {
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -52,7 +56,10 @@ pub(crate) fn marked_processes(task: &TaskId) -> Vec<i32> {
         let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };
-        if !environ.split(|b| *b == 0).any(|var| var == marker.as_bytes()) {
+        if !environ
+            .split(|b| *b == 0)
+            .any(|var| var == marker.as_bytes())
+        {
             continue;
         }
         if proc_stat(pid).is_ok_and(|st| st.state != 'Z') {
@@ -106,7 +113,9 @@ pub(crate) fn leave_session() {
 /// Body of the `__ccmp-exec-agent <parent-pid> <program> [args…]` trampoline: arrange for
 /// SIGKILL when the runner dies (even by kill -9), then become the agent.
 pub(crate) fn exec_agent(mut args: impl Iterator<Item = OsString>) -> ExitCode {
-    let parent = args.next().and_then(|p| p.to_str().and_then(|p| p.parse::<i32>().ok()));
+    let parent = args
+        .next()
+        .and_then(|p| p.to_str().and_then(|p| p.parse::<i32>().ok()));
     let Some(program) = args.next() else {
         eprintln!("ccmp: {EXEC_AGENT_CMD} needs a parent pid and a program");
         return ExitCode::from(2);
@@ -122,6 +131,9 @@ pub(crate) fn exec_agent(mut args: impl Iterator<Item = OsString>) -> ExitCode {
         return ExitCode::from(126);
     }
     let err = Command::new(&program).args(args).exec();
-    eprintln!("ccmp: cannot run the agent `{}`: {err}", program.to_string_lossy());
+    eprintln!(
+        "ccmp: cannot run the agent `{}`: {err}",
+        program.to_string_lossy()
+    );
     ExitCode::from(127)
 }

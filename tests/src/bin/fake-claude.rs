@@ -116,7 +116,13 @@ const VALUE_FLAGS: &[&str] = &[
     "fallback-model",
     "effort",
 ];
-const VARIADIC_FLAGS: &[&str] = &["allowedTools", "allowed-tools", "disallowedTools", "disallowed-tools", "add-dir"];
+const VARIADIC_FLAGS: &[&str] = &[
+    "allowedTools",
+    "allowed-tools",
+    "disallowedTools",
+    "disallowed-tools",
+    "add-dir",
+];
 
 fn short_flag(c: char) -> Option<&'static str> {
     match c {
@@ -170,10 +176,9 @@ fn parse(args: Vec<String>) -> Result<Options, Failure> {
             let value = match inline {
                 Some(v) => v,
                 None => {
-                    let v = args
-                        .get(i)
-                        .cloned()
-                        .ok_or_else(|| fail(format!("error: option '--{name} <value>' argument missing")))?;
+                    let v = args.get(i).cloned().ok_or_else(|| {
+                        fail(format!("error: option '--{name} <value>' argument missing"))
+                    })?;
                     i += 1;
                     v
                 }
@@ -188,7 +193,9 @@ fn parse(args: Vec<String>) -> Result<Options, Failure> {
                 }
             }
             if values.is_empty() {
-                return Err(fail(format!("error: option '--{name} <values...>' argument missing")));
+                return Err(fail(format!(
+                    "error: option '--{name} <values...>' argument missing"
+                )));
             }
             if name.starts_with("add-dir") {
                 o.add_dirs.extend(values);
@@ -230,7 +237,15 @@ fn apply_value(o: &mut Options, name: &str, value: String) -> Result<(), Failure
         }
         "model" => o.model = Some(value),
         "permission-mode" => {
-            let modes = ["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"];
+            let modes = [
+                "acceptEdits",
+                "auto",
+                "bypassPermissions",
+                "default",
+                "dontAsk",
+                "manual",
+                "plan",
+            ];
             if !modes.contains(&value.as_str()) {
                 return Err(fail(format!(
                     "error: option '--permission-mode <mode>' argument '{value}' is invalid."
@@ -239,7 +254,11 @@ fn apply_value(o: &mut Options, name: &str, value: String) -> Result<(), Failure
             o.permission_mode = Some(value);
         }
         "max-turns" => {
-            o.max_turns = Some(value.parse().map_err(|_| fail(format!("error: invalid --max-turns '{value}'")))?)
+            o.max_turns = Some(
+                value
+                    .parse()
+                    .map_err(|_| fail(format!("error: invalid --max-turns '{value}'")))?,
+            )
         }
         "max-budget-usd" => {
             o.max_budget = Some(
@@ -263,7 +282,9 @@ fn apply_value(o: &mut Options, name: &str, value: String) -> Result<(), Failure
 
 /// Knobs from the environment, overridden by `FAKE_*` words in the prompt.
 fn knobs(prompt: &str) -> HashMap<String, String> {
-    let mut map: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("FAKE_")).collect();
+    let mut map: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FAKE_"))
+        .collect();
     for word in prompt.split_whitespace() {
         if let Some(rest) = word.strip_prefix("FAKE_") {
             let (k, v) = rest.split_once('=').unwrap_or((rest, "1"));
@@ -274,7 +295,10 @@ fn knobs(prompt: &str) -> HashMap<String, String> {
 }
 
 fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn record_event(knobs: &HashMap<String, String>, what: &str) {
@@ -290,7 +314,9 @@ fn record_event(knobs: &HashMap<String, String>, what: &str) {
 fn config_dir() -> PathBuf {
     match std::env::var_os("CLAUDE_CONFIG_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".claude"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".claude")
+        }
     }
 }
 
@@ -346,10 +372,15 @@ fn run(args: Vec<String>) -> Result<ExitCode, Failure> {
     }
     let format = o.output_format.clone().unwrap_or_else(|| "text".into());
     if format == "stream-json" && !o.verbose {
-        return Err(fail("Error: When using --print, --output-format=stream-json requires --verbose"));
+        return Err(fail(
+            "Error: When using --print, --output-format=stream-json requires --verbose",
+        ));
     }
     let bypass = o.skip_permissions || o.permission_mode.as_deref() == Some("bypassPermissions");
-    if bypass && rustix::process::getuid().is_root() && std::env::var("IS_SANDBOX").as_deref() != Ok("1") {
+    if bypass
+        && rustix::process::getuid().is_root()
+        && std::env::var("IS_SANDBOX").as_deref() != Ok("1")
+    {
         return Err(fail(
             "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons",
         ));
@@ -377,9 +408,15 @@ fn run(args: Vec<String>) -> Result<ExitCode, Failure> {
             let path = sessions.join(format!("{id}.json"));
             let text = fs::read_to_string(&path)
                 .map_err(|_| fail(format!("No conversation found with session ID: {id}")))?;
-            (id.clone(), serde_json::from_str::<Value>(&text).unwrap_or_else(|_| json!({})))
+            (
+                id.clone(),
+                serde_json::from_str::<Value>(&text).unwrap_or_else(|_| json!({})),
+            )
         }
-        None => (uuid::Uuid::new_v4().to_string(), json!({"prompts": [], "cost": 0.0})),
+        None => (
+            uuid::Uuid::new_v4().to_string(),
+            json!({"prompts": [], "cost": 0.0}),
+        ),
     };
     let run = Run {
         session_id: session_id.clone(),
@@ -387,7 +424,10 @@ fn run(args: Vec<String>) -> Result<ExitCode, Failure> {
         stream: format == "stream-json",
         format: format.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| fail(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(|e| fail(e.to_string()))?;
@@ -421,7 +461,10 @@ fn run(args: Vec<String>) -> Result<ExitCode, Failure> {
         drop(work);
         record_event(&knobs, "end");
         let _ = fs::create_dir_all(&sessions);
-        let _ = fs::write(sessions.join(format!("{session_id}.json")), history.to_string());
+        let _ = fs::write(
+            sessions.join(format!("{session_id}.json")),
+            history.to_string(),
+        );
         code
     })
 }
@@ -434,12 +477,18 @@ async fn work(
     history: &mut Value,
 ) -> Result<ExitCode, Failure> {
     let mut init = template(INIT);
-    init["cwd"] = json!(std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default());
+    init["cwd"] = json!(
+        std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
     init["model"] = json!(run.model);
     init["permissionMode"] = json!(if o.skip_permissions {
         "bypassPermissions".to_owned()
     } else {
-        o.permission_mode.clone().unwrap_or_else(|| "default".into())
+        o.permission_mode
+            .clone()
+            .unwrap_or_else(|| "default".into())
     });
     init["additional_directories"] = json!(o.add_dirs);
     run.emit(init);
@@ -488,7 +537,10 @@ async fn work(
         return Ok(ExitCode::from(1));
     }
 
-    let tools: u32 = knobs.get("FAKE_TOOLS").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let tools: u32 = knobs
+        .get("FAKE_TOOLS")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let writes = knobs.get("FAKE_WRITE").cloned();
     let mut turns = 0u32;
     let mut denials = Vec::new();
@@ -519,10 +571,15 @@ async fn work(
                 run.emit(tool);
                 if o.skip_permissions || o.permission_mode.as_deref() == Some("acceptEdits") {
                     let _ = fs::write(file, "written by fake-claude\n");
-                    tool_result["message"]["content"][0]["content"] = json!(format!("File created successfully at: {file}"));
+                    tool_result["message"]["content"][0]["content"] =
+                        json!(format!("File created successfully at: {file}"));
                 } else {
-                    let message = format!("Claude requested permissions to write to {file}, but you haven't granted it yet.");
-                    denials.push(json!({"tool_name": "Write", "tool_use_id": tool_id, "tool_input": input}));
+                    let message = format!(
+                        "Claude requested permissions to write to {file}, but you haven't granted it yet."
+                    );
+                    denials.push(
+                        json!({"tool_name": "Write", "tool_use_id": tool_id, "tool_input": input}),
+                    );
                     run.emit(json!({"type": "system", "subtype": "permission_denied", "tool_name": "Write",
                         "tool_use_id": tool_id, "message": message, "session_id": run.session_id}));
                     tool_result["message"]["content"][0]["content"] = json!(message);
@@ -537,7 +594,10 @@ async fn work(
         run.emit(tool_result);
     }
     turns += 1;
-    let huge = knobs.get("FAKE_HUGE").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    let huge = knobs
+        .get("FAKE_HUGE")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
     let answer = if huge > 0 {
         "x".repeat(huge)
     } else {
@@ -548,7 +608,13 @@ async fn work(
     run.emit(text);
     let cost = previous_cost + COST_PER_TURN * f64::from(turns);
     history["cost"] = json!(cost);
-    history["prompts"] = json!([history["prompts"].as_array().cloned().unwrap_or_default(), vec![json!(prompt)]].concat());
+    history["prompts"] = json!(
+        [
+            history["prompts"].as_array().cloned().unwrap_or_default(),
+            vec![json!(prompt)]
+        ]
+        .concat()
+    );
     let mut result = template(RESULT_OK);
     result["result"] = json!(answer);
     result["num_turns"] = json!(turns);

@@ -1,0 +1,69 @@
+//! Embed ccmp in a program: an in-memory store and in-process tasks, gone when the program ends.
+//!
+//! ```sh
+//! cargo run -p ccmp-examples --example in_memory -- "Generate unit tests for utils.py" "Add type hints to api.py"
+//! ```
+//!
+//! Runs each prompt as a Claude Code task (`claude` on PATH, or `CCMP_CLAUDE_BIN`), at most
+//! `CCMP_MAX_PARALLEL` (default 4) at once, and prints each result.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ccmp_core::{Ccmp, Config, TaskRequest, WaitMode};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let prompts: Vec<String> = std::env::args().skip(1).collect();
+    if prompts.is_empty() {
+        eprintln!("usage: in_memory PROMPT…");
+        return ExitCode::from(2);
+    }
+    let ccmp = match Config::from_env()
+        .map_err(Into::into)
+        .and_then(Ccmp::in_memory)
+    {
+        Ok(ccmp) => ccmp,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut ids = Vec::new();
+    for prompt in prompts {
+        match ccmp.start(TaskRequest::new(prompt)) {
+            Ok(record) => {
+                eprintln!("started {}", record.id.short());
+                ids.push(record.id.to_string());
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let outcome = match ccmp
+        .wait(&ids, WaitMode::All, Duration::from_secs(3600))
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut code = ExitCode::SUCCESS;
+    for record in outcome.finished {
+        let view = ccmp.view(&record);
+        println!(
+            "{} {}: {}",
+            view.short_id,
+            view.status,
+            view.result.or(view.error).unwrap_or_default()
+        );
+        if view.status != ccmp_core::TaskStatus::Succeeded {
+            code = ExitCode::FAILURE;
+        }
+    }
+    code
+}
