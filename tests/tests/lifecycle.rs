@@ -126,6 +126,7 @@ lifecycle!(
     bad_input_is_refused_and_leaves_nothing,
     prompts_that_look_like_flags_are_just_text,
     root_refusal_explains_is_sandbox,
+    nested_claude_code_variables_are_stripped,
     wait_any_returns_the_first_to_finish,
     list_filters_sorts_and_counts,
     cleanup_refuses_running_tasks_unless_forced,
@@ -685,4 +686,17 @@ async fn cleanup_refuses_running_tasks_unless_forced(kind: Kind) {
     assert_eq!(report.removed, vec![running.id.short()]);
     assert!(ccmp.store().ids().unwrap().is_empty());
     assert_no_processes(&running);
+}
+
+async fn nested_claude_code_variables_are_stripped(kind: Kind) {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(kind, &sandbox, 4);
+    // Even when asked for explicitly, the variables that make Claude Code refuse to start are
+    // not passed on: ccmp is often itself called from inside Claude Code.
+    let request = sandbox
+        .request("x")
+        .env("CLAUDECODE", "1")
+        .env("CLAUDE_CODE_ENTRYPOINT", "cli");
+    let done = wait_one(&ccmp, &ccmp.start(request).unwrap()).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
 }

@@ -73,7 +73,11 @@ impl Inner {
     }
 
     /// Waits until `id` is first in line and a slot is free. `None` if cancelled first.
-    async fn wait_turn(&self, id: &TaskId, cancel: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+    async fn wait_turn(
+        &self,
+        id: &TaskId,
+        cancel: &CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
         loop {
             let moved = self.line_moved.notified();
             tokio::pin!(moved);

@@ -10,7 +10,8 @@
 //! * API errors exit 1 with `is_error: true` and `subtype: "success"`; `--max-turns` exhaustion
 //!   gives `error_max_turns`; SIGTERM exits 143 printing nothing more; SIGINT exits 0 (stream-json
 //!   prints an `error_during_execution` result first); as root, `--dangerously-skip-permissions`
-//!   is refused unless `IS_SANDBOX=1`; `--resume` of an unknown session fails.
+//!   is refused unless `IS_SANDBOX=1`; `--resume` of an unknown session fails; a nested run
+//!   (`CLAUDECODE` set) is refused.
 //! * Sessions persist under `$CLAUDE_CONFIG_DIR` (else `$HOME/.claude`), and cost adds up
 //!   across `--resume`, as it does for the real CLI.
 //!
@@ -374,6 +375,11 @@ fn run(args: Vec<String>) -> Result<ExitCode, Failure> {
     if format == "stream-json" && !o.verbose {
         return Err(fail(
             "Error: When using --print, --output-format=stream-json requires --verbose",
+        ));
+    }
+    if std::env::var_os("CLAUDECODE").is_some() {
+        return Err(fail(
+            "Error: Claude Code cannot be launched inside another Claude Code session.\nNested sessions share runtime resources and will crash all active sessions.\nTo bypass this check, unset the CLAUDECODE environment variable.",
         ));
     }
     let bypass = o.skip_permissions || o.permission_mode.as_deref() == Some("bypassPermissions");
