@@ -222,3 +222,35 @@ async fn a_runner_binary_that_is_not_ccmp_fails_the_start_clearly() {
     assert_eq!(record.status, TaskStatus::Failed);
     assert!(record.error().unwrap().contains("/bin/true"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_frontend_binaries_can_play_runner() {
+    let sandbox = Sandbox::new();
+    for runner in ["ccmp", "ccmp-mcp"] {
+        let config = Config {
+            agent_program: workspace_bin("fake-claude").into_os_string(),
+            ..Config::default()
+        };
+        let ccmp = Ccmp::open_with_runner(
+            FsStore::open(sandbox.state()).unwrap(),
+            config,
+            workspace_bin(runner),
+        );
+        let started = ccmp.start(sandbox.request("FAKE_TOOLS=1")).unwrap();
+        let done = ccmp
+            .wait(&[started.id.to_string()], WaitMode::All, LONG)
+            .await
+            .unwrap();
+        let record = &done.finished[0];
+        assert_eq!(
+            record.status,
+            TaskStatus::Succeeded,
+            "{runner}: {:?}",
+            record.outcome
+        );
+        assert!(
+            record.runner.is_some(),
+            "{runner} recorded no runner identity"
+        );
+    }
+}
