@@ -422,6 +422,17 @@ impl Ccmp {
         Ok(report)
     }
 
+    /// Reads part of a task's final result text, for results too long for one reply.
+    pub fn result_page(&self, id: &str, range: LogRange) -> Result<LogChunk, Error> {
+        let record = self.status(id)?;
+        let text = record.outcome.and_then(|o| o.result).unwrap_or_default();
+        let bytes = text.as_bytes();
+        LogChunk::read(bytes.len() as u64, range, |offset, len| {
+            Ok(bytes[offset as usize..offset as usize + len].to_vec())
+        })
+        .map_err(|e| Error::Store(StoreError::read("<result>", e)))
+    }
+
     /// Reads part of a task's log.
     pub fn output(&self, id: &str, stream: LogStream, range: LogRange) -> Result<LogChunk, Error> {
         let id = self.resolve(id)?;
@@ -450,4 +461,14 @@ impl Ccmp {
         };
         self.start_following(request, Some(original.id))
     }
+}
+
+/// Parses a human duration such as `7d`, `12h`, `90s` or `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "`{}` is not a duration ({e}); write it like 30s, 15m, 12h or 7d",
+            crate::error::escape(text)
+        ))
+    })
 }

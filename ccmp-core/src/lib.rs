@@ -36,7 +36,7 @@ use std::process::ExitCode;
 pub use crate::agent::{Invocation, STRIPPED_ENV, TASK_ENV, invocation, signal_name};
 pub use crate::ccmp::{
     CancelOutcome, Ccmp, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT, SkippedTask, TaskList,
-    WaitMode, WaitOutcome,
+    WaitMode, WaitOutcome, parse_duration,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,

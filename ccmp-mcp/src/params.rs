@@ -1,0 +1,128 @@
+//! Tool parameters. The doc comments are the tool documentation the model reads (they become
+//! the schema descriptions), so they are short, concrete, and say what happens by default.
+//! All tool definitions together must stay within 6 KB.
+
+use std::path::PathBuf;
+
+use ccmp_core::TaskRequest;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// What to run. Shared by `execute_cc_task` and `start_cc_task_async`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskParams {
+    /// The task for Claude Code, as you would type it.
+    pub prompt: String,
+    /// Directory to work in. Default: the server's current directory.
+    pub working_dir: Option<String>,
+    /// sonnet, opus, haiku, or a full model id.
+    pub model: Option<String>,
+    /// Run without permission prompts. Default true.
+    pub skip_permissions: Option<bool>,
+    /// Stop the task after this many seconds.
+    pub timeout: Option<f64>,
+    /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
+    pub permission_mode: Option<String>,
+    /// Tools allowed without asking, e.g. "Bash(git:*)".
+    pub allowed_tools: Option<Vec<String>>,
+    /// Stop after this many turns.
+    pub max_turns: Option<i64>,
+    /// Stop after spending this much.
+    pub max_budget_usd: Option<f64>,
+    /// Text appended to the system prompt.
+    pub append_system_prompt: Option<String>,
+}
+
+impl TaskParams {
+    /// The core request for these parameters.
+    pub fn into_request(self) -> TaskRequest {
+        TaskRequest {
+            prompt: self.prompt,
+            working_dir: self.working_dir.map(PathBuf::from),
+            model: self.model,
+            skip_permissions: self.skip_permissions,
+            permission_mode: self.permission_mode,
+            allowed_tools: self.allowed_tools.unwrap_or_default(),
+            timeout_secs: self.timeout,
+            max_turns: self.max_turns,
+            max_budget_usd: self.max_budget_usd,
+            append_system_prompt: self.append_system_prompt,
+            ..TaskRequest::default()
+        }
+    }
+}
+
+/// `execute_cc_task` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExecuteParams {
+    #[serde(flatten)]
+    pub task: TaskParams,
+    /// Return the still-running task after this many seconds. Default 600.
+    pub max_wait_s: Option<f64>,
+}
+
+/// A task id.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskIdParams {
+    /// Task id or a unique prefix of 4+ characters.
+    pub task_id: String,
+}
+
+/// `list_active_tasks` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListParams {
+    /// Include finished tasks. Default false.
+    pub include_finished: Option<bool>,
+    /// Only this state: queued, running, succeeded, failed, timed_out, cancelled, lost.
+    pub status: Option<String>,
+    /// Most tasks to return, newest first. Default 50.
+    pub limit: Option<u32>,
+}
+
+/// `cleanup_task` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CleanupParams {
+    /// The task to remove.
+    pub task_id: Option<String>,
+    /// Cancel the task first if it is still running.
+    pub force: Option<bool>,
+    /// Remove every finished task.
+    pub finished: Option<bool>,
+    /// Remove finished tasks older than this, e.g. "7d" or "12h".
+    pub older_than: Option<String>,
+}
+
+/// `wait_for_tasks` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WaitParams {
+    /// Tasks to wait for.
+    pub task_ids: Vec<String>,
+    /// "all" (default) or "any": return when the first one finishes.
+    pub mode: Option<String>,
+    /// Most seconds to wait. Default 50, max 600.
+    pub timeout_s: Option<f64>,
+}
+
+/// `get_task_output` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct OutputParams {
+    /// Task id or prefix.
+    pub task_id: String,
+    /// transcript (default, readable), result, stdout (raw JSON lines) or stderr.
+    pub stream: Option<String>,
+    /// Byte offset to read from (next_offset of the previous page).
+    pub offset: Option<u64>,
+    /// Most bytes to return. Default and max 6000.
+    pub limit: Option<u64>,
+    /// Return the last N lines instead.
+    pub tail: Option<u32>,
+}
+
+/// `continue_task` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ContinueParams {
+    /// The finished task whose session to resume.
+    pub task_id: String,
+    /// The follow-up instruction.
+    pub prompt: String,
+}

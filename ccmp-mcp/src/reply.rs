@@ -1,0 +1,460 @@
+//! Tool replies: what the model reads. Claude Code shows the model only `structuredContent`, so
+//! each reply carries the status, the result, the error and what to do next. Every reply fits
+//! in [`REPLY_BUDGET`] bytes of JSON whatever the number of tasks or the size of their output:
+//! long texts are cut (with `truncated: true` and a pointer to the next page) and lists stop
+//! early (with the total count).
+
+use ccmp_core::{
+    Ccmp, CleanupReport, DamagedTask, LogChunk, TaskList, TaskRecord, TaskStatus, TaskView,
+    WaitOutcome,
+};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The most bytes of JSON in one reply.
+pub const REPLY_BUDGET: usize = 8 * 1024;
+
+/// One task, in full. The shared task view of every tool that answers about a single task.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TaskReply {
+    /// Full task id.
+    pub id: String,
+    /// Short id (first 8 characters); any unique prefix works.
+    pub short_id: String,
+    /// queued, running, succeeded, failed, timed_out, cancelled or lost.
+    pub status: String,
+    /// The prompt (its start, if long).
+    pub prompt: String,
+    /// Working directory.
+    pub working_dir: String,
+    /// Model asked for, else the one the agent reported.
+    pub model: Option<String>,
+    /// When the task was created.
+    pub created_at: DateTime<Utc>,
+    /// When the agent started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the task finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Seconds running so far, or in all.
+    pub elapsed_s: Option<f64>,
+    /// The agent's exit code.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the agent.
+    pub signal: Option<i32>,
+    /// Whether the agent reported an error.
+    pub is_error: Option<bool>,
+    /// The agent's final answer (cut if `truncated`).
+    pub result: Option<String>,
+    /// Why the task did not succeed.
+    pub error: Option<String>,
+    /// Whether `result` was cut to fit this reply.
+    pub truncated: bool,
+    /// Claude Code session id (continue_task resumes it).
+    pub session_id: Option<String>,
+    /// Turns taken.
+    pub num_turns: Option<u64>,
+    /// Cost in USD (cumulative over a resumed session).
+    pub cost_usd: Option<f64>,
+    /// Token usage.
+    pub usage: Option<Value>,
+    /// Tools denied for lack of permission.
+    pub permission_denials: Vec<Value>,
+    /// Latest activity, e.g. "turn 3: Bash".
+    pub progress: Option<String>,
+    /// The task's readable log.
+    pub log_path: Option<String>,
+    /// The task this one follows up on.
+    pub follows: Option<String>,
+    /// What to do next.
+    pub next: String,
+}
+
+/// One task, briefly: an entry of a list or a wait.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TaskBrief {
+    /// Full task id.
+    pub id: String,
+    /// Short id.
+    pub short_id: String,
+    /// queued, running, succeeded, failed, timed_out, cancelled or lost.
+    pub status: String,
+    /// Start of the prompt.
+    pub prompt: String,
+    /// Latest activity.
+    pub progress: Option<String>,
+    /// Start of the final answer (finished tasks).
+    pub result: Option<String>,
+    /// Start of the error.
+    pub error: Option<String>,
+    /// Whether `result` or `error` was cut.
+    pub truncated: bool,
+    /// Cost in USD.
+    pub cost_usd: Option<f64>,
+    /// When the task was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of tasks.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListReply {
+    /// Tasks, newest first.
+    pub tasks: Vec<TaskBrief>,
+    /// How many tasks matched.
+    pub total: usize,
+    /// Whether fewer than the matching tasks (or the limit) are shown to fit the reply.
+    pub truncated: bool,
+    /// Tasks whose record is damaged.
+    pub damaged: Vec<Damaged>,
+    /// What to do next.
+    pub next: String,
+}
+
+/// A task whose record cannot be read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Damaged {
+    /// Short id.
+    pub short_id: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What a wait saw.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WaitReply {
+    /// Tasks that have finished.
+    pub finished: Vec<TaskBrief>,
+    /// Tasks still queued or running.
+    pub pending: Vec<TaskBrief>,
+    /// Whether the wait ended by its timeout.
+    pub timed_out: bool,
+    /// Whether results were cut to fit (check_task_status shows one in full).
+    pub truncated: bool,
+    /// What to do next.
+    pub next: String,
+}
+
+/// What a cleanup removed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CleanupReply {
+    /// Short ids removed.
+    pub removed: Vec<String>,
+    /// Tasks kept, with why.
+    pub skipped: Vec<Damaged>,
+    /// What happened.
+    pub next: String,
+}
+
+/// A page of a task's output.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OutputReply {
+    /// Short id.
+    pub short_id: String,
+    /// Which output.
+    pub stream: String,
+    /// The text.
+    pub text: String,
+    /// Byte offset of `text`.
+    pub offset: u64,
+    /// Offset of the next page.
+    pub next_offset: u64,
+    /// Size of the whole output so far.
+    pub total_bytes: u64,
+    /// Whether this page reaches the end.
+    pub at_end: bool,
+    /// What to do next.
+    pub next: String,
+}
+
+fn size<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+pub fn clip(text: &str, max: usize) -> (String, bool) {
+    if text.len() <= max {
+        return (text.to_owned(), false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (format!("{}…", &text[..end]), true)
+}
+
+fn clip_opt(text: Option<&str>, max: usize) -> (Option<String>, bool) {
+    match text {
+        Some(t) => {
+            let (t, cut) = clip(t, max);
+            (Some(t), cut)
+        }
+        None => (None, false),
+    }
+}
+
+fn elapsed(view: &TaskView) -> Option<f64> {
+    let start = view.started_at?;
+    let end = view.finished_at.unwrap_or_else(Utc::now);
+    Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
+}
+
+/// What the model should do next with a task in this state.
+pub fn next_step(view: &TaskView, truncated: bool) -> String {
+    let id = &view.short_id;
+    let mut next = match view.status {
+        TaskStatus::Queued => format!(
+            "Queued until a slot frees. Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
+        ),
+        TaskStatus::Running => format!(
+            "Running. Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
+        ),
+        TaskStatus::Succeeded => {
+            "Done. continue_task follows up in the same session; cleanup_task removes it."
+                .to_owned()
+        }
+        TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost => format!(
+            "See error. get_task_output(task_id=\"{id}\") shows what it did; continue_task resumes its session."
+        ),
+        TaskStatus::Cancelled => {
+            "Cancelled. continue_task resumes its session, if it had one.".to_owned()
+        }
+    };
+    if truncated {
+        next.push_str(&format!(
+            " The result was cut to fit: read it all with get_task_output(task_id=\"{id}\", stream=\"result\")."
+        ));
+    }
+    next
+}
+
+impl TaskReply {
+    /// The reply for one task, its result cut to fit the budget.
+    pub fn new(ccmp: &Ccmp, record: &TaskRecord) -> Self {
+        let view = ccmp.view(record);
+        let (prompt, _) = clip(&view.prompt, 300);
+        let denials: Vec<Value> = view
+            .permission_denials
+            .iter()
+            .take(5)
+            .map(|d| {
+                let (input, _) = clip(&d["tool_input"].to_string(), 200);
+                serde_json::json!({"tool_name": d["tool_name"], "tool_input": input})
+            })
+            .collect();
+        let mut reply = Self {
+            id: view.id.clone(),
+            short_id: view.short_id.clone(),
+            status: view.status.to_string(),
+            prompt,
+            working_dir: view.working_dir.display().to_string(),
+            model: view.model.clone(),
+            created_at: view.created_at,
+            started_at: view.started_at,
+            finished_at: view.finished_at,
+            elapsed_s: elapsed(&view),
+            exit_code: view.exit_code,
+            signal: view.signal,
+            is_error: view.is_error,
+            result: None,
+            error: clip_opt(view.error.as_deref(), 1500).0,
+            truncated: false,
+            session_id: view.session_id.clone(),
+            num_turns: view.num_turns,
+            cost_usd: view.cost_usd,
+            usage: view.usage.clone(),
+            permission_denials: denials,
+            progress: view.progress.clone(),
+            log_path: view.log_path.as_ref().map(|p| p.display().to_string()),
+            follows: view.follows.clone(),
+            next: next_step(&view, true),
+        };
+        // Room left for the result, with the longest `next`; JSON escaping may grow the text,
+        // so shrink until it fits.
+        let mut room = REPLY_BUDGET.saturating_sub(size(&reply) + 16);
+        if let Some(result) = view.result.as_deref() {
+            loop {
+                let (text, cut) = clip(result, room);
+                reply.result = Some(text);
+                reply.truncated = cut;
+                if size(&reply) <= REPLY_BUDGET || room == 0 {
+                    break;
+                }
+                room = room.saturating_sub(size(&reply) - REPLY_BUDGET + 64);
+            }
+        }
+        reply.next = next_step(&view, reply.truncated);
+        reply
+    }
+
+    /// Replaces `next` with a note followed by the usual advice.
+    pub fn with_note(mut self, note: &str) -> Self {
+        self.next = format!("{note} {}", self.next);
+        self
+    }
+}
+
+impl TaskBrief {
+    fn new(ccmp: &Ccmp, record: &TaskRecord, text_max: usize) -> Self {
+        let view = ccmp.view(record);
+        let (result, cut_result) = clip_opt(view.result.as_deref(), text_max);
+        let (error, cut_error) = clip_opt(view.error.as_deref(), text_max.max(200));
+        Self {
+            prompt: clip(&view.prompt, 80).0,
+            id: view.id,
+            short_id: view.short_id,
+            status: view.status.to_string(),
+            progress: view.progress,
+            result,
+            error,
+            truncated: cut_result || cut_error,
+            cost_usd: view.cost_usd,
+            created_at: view.created_at,
+        }
+    }
+}
+
+fn damaged(list: &[DamagedTask]) -> Vec<Damaged> {
+    list.iter()
+        .take(10)
+        .map(|d| Damaged {
+            short_id: d.short_id.clone(),
+            reason: clip(&d.reason, 200).0,
+        })
+        .collect()
+}
+
+impl ListReply {
+    /// A page of tasks that fits the budget.
+    pub fn new(ccmp: &Ccmp, list: &TaskList) -> Self {
+        let mut reply = Self {
+            tasks: Vec::new(),
+            total: list.total,
+            truncated: false,
+            damaged: damaged(&list.damaged),
+            next: String::new(),
+        };
+        for record in &list.tasks {
+            let brief = TaskBrief::new(ccmp, record, 120);
+            reply.tasks.push(brief);
+            if size(&reply) > REPLY_BUDGET - 300 {
+                reply.tasks.pop();
+                reply.truncated = true;
+                break;
+            }
+        }
+        reply.next = if reply.tasks.len() < reply.total {
+            format!(
+                "Showing the newest {} of {}. Narrow with status, or check_task_status for one task.",
+                reply.tasks.len(),
+                reply.total
+            )
+        } else if reply.total == 0 {
+            "No tasks match. include_finished=true shows finished ones.".to_owned()
+        } else {
+            "check_task_status shows a task in full; wait_for_tasks waits for several.".to_owned()
+        };
+        reply
+    }
+}
+
+impl WaitReply {
+    /// What the wait saw, results cut to share the budget.
+    pub fn new(ccmp: &Ccmp, outcome: &WaitOutcome) -> Self {
+        let mut text_max = 1500;
+        loop {
+            let mut reply = Self {
+                finished: outcome
+                    .finished
+                    .iter()
+                    .map(|r| TaskBrief::new(ccmp, r, text_max))
+                    .collect(),
+                pending: outcome
+                    .pending
+                    .iter()
+                    .map(|r| TaskBrief::new(ccmp, r, text_max))
+                    .collect(),
+                timed_out: outcome.timed_out,
+                truncated: false,
+                next: String::new(),
+            };
+            reply.truncated = reply
+                .finished
+                .iter()
+                .chain(&reply.pending)
+                .any(|b| b.truncated);
+            let ids: Vec<String> = reply
+                .pending
+                .iter()
+                .map(|b| format!("\"{}\"", b.short_id))
+                .collect();
+            reply.next = match (reply.pending.is_empty(), reply.timed_out) {
+                (true, _) => "All done. check_task_status shows a full result.".to_owned(),
+                (false, true) => format!(
+                    "Still running: call wait_for_tasks(task_ids=[{}]) again to keep waiting.",
+                    ids.join(",")
+                ),
+                (false, false) => format!(
+                    "One finished. Others still run: wait_for_tasks(task_ids=[{}]).",
+                    ids.join(",")
+                ),
+            };
+            if size(&reply) <= REPLY_BUDGET || text_max == 0 {
+                return reply;
+            }
+            text_max /= 3;
+        }
+    }
+}
+
+impl CleanupReply {
+    /// The cleanup report.
+    pub fn new(report: &CleanupReport) -> Self {
+        let removed: Vec<String> = report.removed.iter().take(200).cloned().collect();
+        let next = match report.removed.len() {
+            0 => "Nothing was removed.".to_owned(),
+            n if n > removed.len() => format!(
+                "Removed {n} tasks (the first {} are listed).",
+                removed.len()
+            ),
+            n => format!("Removed {n} task(s) and their logs."),
+        };
+        Self {
+            removed,
+            skipped: report
+                .skipped
+                .iter()
+                .take(10)
+                .map(|s| Damaged {
+                    short_id: s.short_id.clone(),
+                    reason: clip(&s.reason, 200).0,
+                })
+                .collect(),
+            next,
+        }
+    }
+}
+
+impl OutputReply {
+    /// A page of output.
+    pub fn new(short_id: String, stream: &str, chunk: LogChunk) -> Self {
+        let next = if chunk.at_end {
+            "This is the end of the output so far.".to_owned()
+        } else {
+            format!(
+                "More follows: get_task_output(task_id=\"{short_id}\", stream=\"{stream}\", offset={}).",
+                chunk.next_offset
+            )
+        };
+        Self {
+            short_id,
+            stream: stream.to_owned(),
+            text: chunk.text,
+            offset: chunk.offset,
+            next_offset: chunk.next_offset,
+            total_bytes: chunk.total_bytes,
+            at_end: chunk.at_end,
+            next,
+        }
+    }
+}
