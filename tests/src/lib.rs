@@ -6,7 +6,12 @@ use std::time::{Duration, Instant};
 
 /// A binary built from this workspace (`fake-claude`, `ccmp-test-host`, `ccmp`, `ccmp-mcp`),
 /// found next to the running test executable's `deps/` directory.
+///
+/// Cargo builds a package's binaries only for that package's own integration tests, so a binary
+/// of another package may be missing (for example under `cargo test -p ccmp-mcp`); it is then
+/// built once, with the same cargo.
 pub fn workspace_bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
@@ -19,6 +24,24 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         })
         .expect("target dir");
     let path = dir.join(name);
+    if !path.exists() {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        if !path.exists() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace root");
+            let mut build = std::process::Command::new(cargo);
+            build
+                .current_dir(workspace)
+                .args(["build", "--quiet", "--bin", name]);
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build");
+            assert!(status.success(), "cargo build --bin {name} failed");
+        }
+    }
     assert!(
         path.exists(),
         "{} is not built; run the tests through cargo",

@@ -1,0 +1,13 @@
+//! One file per subcommand: parse, call the core, render.
+
+pub mod cancel;
+pub mod cleanup;
+pub mod common;
+pub mod completions;
+pub mod list;
+pub mod logs;
+pub mod reply;
+pub mod run;
+pub mod start;
+pub mod status;
+pub mod wait;

@@ -1,0 +1,55 @@
+//! `ccmp reply`: follow up on a finished task in the same Claude Code session.
+
+use std::process::ExitCode;
+
+use ccmp_core::{Ccmp, TaskStatus};
+use clap::Args;
+
+use super::common::{print_json, read_prompt, wait_with_progress};
+use crate::exit_codes;
+
+/// Follow up on a finished task: a new task resumes its session in the same directory.
+#[derive(Debug, Args)]
+pub struct ReplyArgs {
+    /// The finished task's id or a unique prefix.
+    pub id: String,
+    /// The follow-up; `-` (or nothing, with a pipe) reads it from stdin.
+    pub prompt: Option<String>,
+    /// Wait for the follow-up to finish and print its result.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the new task's JSON view instead of its id.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(ccmp: &Ccmp, args: ReplyArgs) -> anyhow::Result<ExitCode> {
+    let prompt = read_prompt(args.prompt)?;
+    let record = ccmp.follow_up(&args.id, prompt)?;
+    if !args.wait {
+        if args.json {
+            print_json(&ccmp.view(&record))?;
+        } else {
+            out!("{}", record.id.short());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let done = wait_with_progress(ccmp, &record).await?;
+    let view = ccmp.view(&done);
+    if args.json {
+        print_json(&view)?;
+    } else if let Some(result) = &view.result {
+        out!("{result}");
+    }
+    if done.status == TaskStatus::Succeeded {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        err!(
+            "{} {}: {}",
+            view.short_id,
+            done.status,
+            view.error.as_deref().unwrap_or("")
+        );
+        Ok(ExitCode::from(exit_codes::TASK_FAILED))
+    }
+}

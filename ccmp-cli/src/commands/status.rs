@@ -1,0 +1,123 @@
+//! `ccmp status`: a human summary of one task.
+
+use std::process::ExitCode;
+
+use ccmp_core::Ccmp;
+use clap::Args;
+
+use super::common::print_json;
+use crate::render::{age, bold, dim, duration, elapsed, short_path, state};
+
+/// Show one task: state, time, turns, cost, progress, result or error, and its log.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Task id or a unique prefix (4+ characters).
+    pub id: String,
+    /// Print the task's JSON view.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How much of a result `status` shows; `logs` shows the rest.
+const RESULT_LINES: usize = 20;
+
+pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let record = ccmp.status(&args.id)?;
+    let view = ccmp.view(&record);
+    if args.json {
+        print_json(&view)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let time = match elapsed(&view) {
+        Some(secs) if view.finished_at.is_some() => format!("ran {}", duration(secs)),
+        Some(secs) => format!("running for {}", duration(secs)),
+        None => format!("created {} ago", age(view.created_at)),
+    };
+    out!(
+        "{}  {}  {}",
+        bold(&view.short_id),
+        state(view.status),
+        dim(&time)
+    );
+    let field = |name: &str, value: &str| format!("{:<10}{value}", format!("{name}:"));
+    out!(
+        "{}",
+        field("prompt", &crate::render::head(&view.prompt, 100))
+    );
+    out!("{}", field("dir", &short_path(&view.working_dir)));
+    if let Some(model) = &view.model {
+        out!("{}", field("model", model));
+    }
+    out!(
+        "{}",
+        field(
+            "created",
+            &format!(
+                "{} ({} ago)",
+                view.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                age(view.created_at)
+            )
+        )
+    );
+    let mut numbers = Vec::new();
+    if let Some(turns) = view.num_turns {
+        numbers.push(format!("{turns} turns"));
+    }
+    if let Some(cost) = view.cost_usd {
+        numbers.push(format!("${cost:.4}"));
+    }
+    if let Some(code) = view.exit_code {
+        numbers.push(format!("exit {code}"));
+    }
+    if let Some(signal) = view.signal {
+        numbers.push(format!(
+            "signal {signal} ({})",
+            ccmp_core::signal_name(signal)
+        ));
+    }
+    if !numbers.is_empty() {
+        out!("{}", field("usage", &numbers.join(", ")));
+    }
+    if let Some(session) = &view.session_id {
+        out!("{}", field("session", session));
+    }
+    if let Some(follows) = &view.follows {
+        out!("{}", field("follows", &follows[..8.min(follows.len())]));
+    }
+    if let Some(progress) = &view.progress {
+        out!("{}", field("progress", progress));
+    }
+    if !view.permission_denials.is_empty() {
+        let tools: Vec<&str> = view
+            .permission_denials
+            .iter()
+            .filter_map(|d| d["tool_name"].as_str())
+            .collect();
+        out!("{}", field("denied", &tools.join(", ")));
+    }
+    if let Some(error) = &view.error {
+        out!("{}", field("error", error));
+    }
+    if let Some(result) = &view.result {
+        let lines: Vec<&str> = result.lines().collect();
+        out!("{}", field("result", lines.first().copied().unwrap_or("")));
+        for line in lines.iter().skip(1).take(RESULT_LINES - 1) {
+            out!("{:<10}{line}", "");
+        }
+        if lines.len() > RESULT_LINES {
+            out!(
+                "{:<10}{}",
+                "",
+                dim(&format!(
+                    "… {} more lines: ccmp logs {}",
+                    lines.len() - RESULT_LINES,
+                    view.short_id
+                ))
+            );
+        }
+    }
+    if let Some(log) = &view.log_path {
+        out!("{}", field("log", &log.display().to_string()));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,92 @@
+//! Human output: colours (only on a terminal, never with NO_COLOR), ages and heads of text.
+
+use anstyle::{AnsiColor, Style};
+use ccmp_core::{TaskStatus, TaskView};
+use chrono::{DateTime, Utc};
+
+/// The colour of a state.
+pub fn state_style(status: TaskStatus) -> Style {
+    let color = match status {
+        TaskStatus::Queued => AnsiColor::Blue,
+        TaskStatus::Running => AnsiColor::Cyan,
+        TaskStatus::Succeeded => AnsiColor::Green,
+        TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost => AnsiColor::Red,
+        TaskStatus::Cancelled => AnsiColor::Yellow,
+    };
+    Style::new().fg_color(Some(color.into()))
+}
+
+/// A state name, coloured.
+pub fn state(status: TaskStatus) -> String {
+    let style = state_style(status);
+    format!("{style}{status}{style:#}")
+}
+
+/// Bold text.
+pub fn bold(text: &str) -> String {
+    let style = Style::new().bold();
+    format!("{style}{text}{style:#}")
+}
+
+/// Dim text.
+pub fn dim(text: &str) -> String {
+    let style = Style::new().dimmed();
+    format!("{style}{text}{style:#}")
+}
+
+/// A duration in seconds as `45s`, `3m 12s`, `2h 5m` or `3d 4h`.
+pub fn duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
+    }
+}
+
+/// How long ago, as `45s`, `3m`, `2h` or `3d`.
+pub fn age(time: DateTime<Utc>) -> String {
+    let secs = (Utc::now() - time).num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
+}
+
+/// The first line of `text`, at most `max` characters.
+pub fn head(text: &str, max: usize) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut out: String = line.chars().take(max).collect();
+    if line.chars().count() > max || text.trim().lines().count() > 1 {
+        out.push('…');
+    }
+    out
+}
+
+/// Seconds the task has run (so far).
+pub fn elapsed(view: &TaskView) -> Option<i64> {
+    let start = view.started_at?;
+    Some((view.finished_at.unwrap_or_else(Utc::now) - start).num_seconds())
+}
+
+/// A working dir shown with `~` for the home directory.
+pub fn short_path(path: &std::path::Path) -> String {
+    if let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from)
+        && !home.as_os_str().is_empty()
+        && let Ok(rest) = path.strip_prefix(&home)
+    {
+        return if rest.as_os_str().is_empty() {
+            "~".to_owned()
+        } else {
+            format!("~/{}", rest.display())
+        };
+    }
+    path.display().to_string()
+}
