@@ -61,7 +61,7 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     );
     let mut numbers = Vec::new();
     if let Some(turns) = view.num_turns {
-        numbers.push(format!("{turns} turns"));
+        numbers.push(format!("{turns} turn{}", if turns == 1 { "" } else { "s" }));
     }
     if let Some(cost) = view.cost_usd {
         numbers.push(format!("${cost:.4}"));
@@ -76,7 +76,7 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     if !numbers.is_empty() {
-        out!("{}", field("usage", &numbers.join(", ")));
+        out!("{}", field("stats", &numbers.join(", ")));
     }
     if let Some(session) = &view.session_id {
         out!("{}", field("session", session));
@@ -98,7 +98,13 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(error) = &view.error {
         out!("{}", field("error", error));
     }
-    if let Some(result) = &view.result {
+    // A failed task's result is usually its error message: do not show it twice.
+    let repeated = |result: &str| {
+        view.error
+            .as_deref()
+            .is_some_and(|e| e.contains(result.trim()))
+    };
+    if let Some(result) = view.result.as_ref().filter(|r| !repeated(r)) {
         let lines: Vec<&str> = result.lines().collect();
         out!("{}", field("result", lines.first().copied().unwrap_or("")));
         for line in lines.iter().skip(1).take(RESULT_LINES - 1) {

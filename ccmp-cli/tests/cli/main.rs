@@ -1,0 +1,69 @@
+//! End-to-end tests of the real `ccmp` binary, with the fake agent and a temporary state dir.
+
+mod commands;
+mod cross;
+mod snapshots;
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use ccmp_tests::{Sandbox, poll, workspace_bin};
+use serde_json::Value;
+
+/// `ccmp` in a sandbox: its own state dir, the fake agent, HOME at the sandbox root.
+pub fn ccmp(sandbox: &Sandbox) -> Command {
+    let mut cmd = Command::from_std(ccmp_std(sandbox));
+    cmd.timeout(Duration::from_secs(60));
+    cmd
+}
+
+/// The same, as a plain process command.
+pub fn ccmp_std(sandbox: &Sandbox) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ccmp"));
+    cmd.env("CCMP_STATE_DIR", sandbox.state())
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_GRACE_SECS", "1.5")
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .env("HOME", sandbox.root())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .current_dir(sandbox.work());
+    cmd
+}
+
+/// Starts a task and returns its short id.
+pub fn start(sandbox: &Sandbox, prompt: &str) -> String {
+    let out = ccmp(sandbox)
+        .args(["start", prompt])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap().trim().to_owned()
+}
+
+/// The task's JSON view.
+pub fn status_json(sandbox: &Sandbox, id: &str) -> Value {
+    let out = ccmp(sandbox)
+        .args(["status", "--json", id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// Waits until the task is in `state`.
+pub fn until_state(sandbox: &Sandbox, id: &str, state: &str) -> Value {
+    poll(
+        Duration::from_secs(30),
+        &format!("task {id} to be {state}"),
+        || {
+            let view = status_json(sandbox, id);
+            (view["status"] == state).then_some(view)
+        },
+    )
+}
