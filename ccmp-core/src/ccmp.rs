@@ -15,6 +15,7 @@ use crate::spec::TaskRequest;
 use crate::store::{FsStore, LogChunk, LogRange, LogStream, MemoryStore, TaskStore};
 use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, Supervisor};
 use crate::task::{DamagedTask, Outcome, TaskId, TaskRecord, TaskStatus, TaskView};
+use crate::worktree::{self, Isolation, Worktree, WorktreeRemoval};
 
 /// How often `wait` and `cancel` look at the store.
 const POLL: Duration = Duration::from_millis(100);
@@ -106,6 +107,13 @@ pub enum CleanupTarget {
     OlderThan(Duration),
 }
 
+/// How [`Ccmp::cleanup_with`] treats what tasks leave behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupOptions {
+    /// Delete the `ccmp/<id>` branches of removed worktrees even if they have commits.
+    pub delete_branches: bool,
+}
+
 /// What [`Ccmp::cleanup`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanupReport {
@@ -113,6 +121,12 @@ pub struct CleanupReport {
     pub removed: Vec<String>,
     /// Tasks left in place, with the reason.
     pub skipped: Vec<SkippedTask>,
+    /// Worktrees removed with their tasks, and what became of their branches.
+    #[serde(default)]
+    pub worktrees: Vec<WorktreeRemoval>,
+    /// Anything else worth knowing, e.g. a worktree left alone because another task uses it.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// A task cleanup left alone.
@@ -130,6 +144,7 @@ pub struct Ccmp {
     store: Arc<dyn TaskStore>,
     supervisor: Arc<dyn Supervisor>,
     config: Config,
+    worktree_root: PathBuf,
 }
 
 impl Ccmp {
@@ -139,7 +154,15 @@ impl Ccmp {
             store,
             supervisor,
             config,
+            worktree_root: std::env::temp_dir().join("ccmp-worktrees"),
         }
+    }
+
+    /// Puts the worktrees of worktree-isolated tasks under `dir` (by default `<state>/worktrees`
+    /// for a file store, a directory under the system temp dir otherwise).
+    pub fn with_worktree_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.worktree_root = dir.into();
+        self
     }
 
     /// The default setup: the file store at `state_dir` (or the default state dir), detached
@@ -153,7 +176,8 @@ impl Ccmp {
             None => FsStore::open_default()?,
         };
         let supervisor = DetachedSupervisor::new(store.clone(), config.clone())?;
-        Ok(Self::new(Arc::new(store), Arc::new(supervisor), config))
+        let worktrees = store.root().join("worktrees");
+        Ok(Self::new(Arc::new(store), Arc::new(supervisor), config).with_worktree_root(worktrees))
     }
 
     /// Like [`open`](Self::open), with an explicit config and runner binary (which must dispatch
@@ -198,12 +222,39 @@ impl Ccmp {
     fn start_following(
         &self,
         request: TaskRequest,
-        follows: Option<TaskId>,
+        follows: Option<&TaskRecord>,
     ) -> Result<TaskRecord, Error> {
         let spec = request.validate(&self.config.agent_program)?;
         let mut record = TaskRecord::new(spec);
-        record.follows = follows;
-        self.store.create(&record)?;
+        record.follows = follows.map(|f| f.id);
+        let mut created_worktree = false;
+        if let Some(worktree) = follows.and_then(|f| f.worktree.clone()) {
+            // A follow-up runs in the same worktree as the task it follows.
+            if !worktree.path.is_dir() {
+                return Err(Error::InvalidArgument(format!(
+                    "the worktree of task {} (`{}`) was removed; start a new task instead",
+                    worktree.owner.short(),
+                    worktree.path.display()
+                )));
+            }
+            record.worktree = Some(Worktree {
+                diff: None,
+                ..worktree
+            });
+        } else if record.spec.isolation == Isolation::Worktree {
+            record.worktree = Some(worktree::create(
+                &record.spec.working_dir,
+                &self.worktree_root,
+                &record.id,
+            )?);
+            created_worktree = true;
+        }
+        if let Err(e) = self.store.create(&record) {
+            if let (true, Some(w)) = (created_worktree, &record.worktree) {
+                let _ = worktree::remove(w, &self.worktree_root, true);
+            }
+            return Err(e.into());
+        }
         if let Err(e) = self.supervisor.launch(&record) {
             // The task exists now; record why it never ran so that it is not a mystery later.
             record.finish(
@@ -350,8 +401,64 @@ impl Ccmp {
         })
     }
 
-    /// Removes tasks and their logs.
+    /// Removes tasks and their logs, and the worktrees they ran in (keeping branches that
+    /// hold work).
     pub async fn cleanup(&self, target: CleanupTarget) -> Result<CleanupReport, Error> {
+        self.cleanup_with(target, CleanupOptions::default()).await
+    }
+
+    /// Removes a task's worktree if it is the last task using it and ccmp created it.
+    fn remove_worktree(
+        &self,
+        record: &TaskRecord,
+        options: CleanupOptions,
+        report: &mut CleanupReport,
+    ) {
+        let Some(worktree) = &record.worktree else {
+            return;
+        };
+        let shared = self.store.list().map(|all| {
+            all.into_iter().flatten().any(|other| {
+                other.id != record.id
+                    && other
+                        .worktree
+                        .as_ref()
+                        .is_some_and(|w| w.path == worktree.path)
+            })
+        });
+        if shared.unwrap_or(true) {
+            report.notes.push(format!(
+                "kept worktree {} of task {}: another task uses it",
+                worktree.path.display(),
+                record.id.short()
+            ));
+            return;
+        }
+        if !worktree.path.exists() {
+            return;
+        }
+        if !worktree::is_ours(worktree, &self.worktree_root) {
+            report.notes.push(format!(
+                "left worktree {} alone: ccmp did not create it",
+                worktree.path.display()
+            ));
+            return;
+        }
+        match worktree::remove(worktree, &self.worktree_root, options.delete_branches) {
+            Ok(removal) => report.worktrees.push(removal),
+            Err(e) => report.notes.push(format!(
+                "could not remove worktree {}: {e}",
+                worktree.path.display()
+            )),
+        }
+    }
+
+    /// Like [`cleanup`](Self::cleanup), with options.
+    pub async fn cleanup_with(
+        &self,
+        target: CleanupTarget,
+        options: CleanupOptions,
+    ) -> Result<CleanupReport, Error> {
         let mut report = CleanupReport::default();
         match target {
             CleanupTarget::Task { id, force } => {
@@ -374,6 +481,9 @@ impl Ccmp {
                     }
                     Ok(_) | Err(Error::Store(StoreError::Damaged { .. })) => {}
                     Err(e) => return Err(e),
+                }
+                if let Ok(record) = self.store.load(&id) {
+                    self.remove_worktree(&record, options, &mut report);
                 }
                 self.store.remove(&id)?;
                 report.removed.push(id.short());
@@ -399,6 +509,7 @@ impl Ccmp {
                     if cutoff.is_some_and(|cutoff| ended > cutoff) {
                         continue;
                     }
+                    self.remove_worktree(&record, options, &mut report);
                     match self.store.remove(&record.id) {
                         Ok(()) => report.removed.push(short_id),
                         Err(StoreError::NotFound { .. }) => {}
@@ -459,7 +570,7 @@ impl Ccmp {
             resume_session: Some(session),
             ..original.spec.to_request()
         };
-        self.start_following(request, Some(original.id))
+        self.start_following(request, Some(&original))
     }
 }
 

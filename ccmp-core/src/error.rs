@@ -234,6 +234,90 @@ pub enum SupervisorError {
     Store(#[from] StoreError),
 }
 
+/// A worktree could not be created or removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorktreeError {
+    /// The working dir is not in a git repository.
+    #[error(
+        "working dir `{path}` is not in a git repository; worktree isolation needs one (run `git init` and commit, or start without worktree isolation)"
+    )]
+    NotARepo {
+        /// The working dir.
+        path: PathBuf,
+    },
+    /// The repository has no commits to branch from.
+    #[error(
+        "repository `{path}` has no commits yet; commit something first, so the task's branch has a base"
+    )]
+    NoCommits {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// HEAD is detached.
+    #[error(
+        "repository `{path}` has a detached HEAD; check out a branch first, so the task's branch has a clear base"
+    )]
+    Detached {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// The repository is bare.
+    #[error("`{path}` is a bare repository (no checkout); give the working dir of a checkout")]
+    Bare {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The task's branch name exists already.
+    #[error(
+        "branch `{branch}` already exists in `{repo}`; delete or rename it (`git branch -m {branch} <new>`), then start again"
+    )]
+    BranchTaken {
+        /// The branch.
+        branch: String,
+        /// The repository.
+        repo: PathBuf,
+    },
+    /// The `git` program could not be run.
+    #[error("cannot run `git`; install git to use worktree isolation")]
+    GitMissing {
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
+    /// A git command failed.
+    #[error("`{command}` failed: {stderr}")]
+    Git {
+        /// The command.
+        command: String,
+        /// What git said.
+        stderr: String,
+    },
+    /// A lock or directory for worktrees could not be used.
+    #[error("cannot use `{path}` for worktrees")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl WorktreeError {
+    /// Whether the user can fix this by changing the repository or the request.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::NotARepo { .. }
+                | Self::NoCommits { .. }
+                | Self::Detached { .. }
+                | Self::Bare { .. }
+                | Self::BranchTaken { .. }
+        )
+    }
+}
+
 /// A bad configuration value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -266,6 +350,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A worktree could not be created or removed.
+    #[error(transparent)]
+    Worktree(#[from] WorktreeError),
     /// The task is still queued or running.
     #[error("task {id} is still {status}; cancel it first, or pass force to cancel and remove it")]
     TaskActive {
@@ -311,6 +398,9 @@ impl Error {
 
     /// Whether this error is bad input that the caller can fix (as opposed to a system fault).
     pub fn is_invalid_input(&self) -> bool {
+        if let Self::Worktree(e) = self {
+            return e.is_invalid_input();
+        }
         matches!(
             self,
             Self::Spec(_)

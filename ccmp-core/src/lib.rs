@@ -30,18 +30,19 @@ mod spec;
 mod store;
 mod supervisor;
 mod task;
+mod worktree;
 
 use std::process::ExitCode;
 
 pub use crate::agent::{Invocation, STRIPPED_ENV, TASK_ENV, invocation, signal_name};
 pub use crate::ccmp::{
-    CancelOutcome, Ccmp, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT, SkippedTask, TaskList,
-    WaitMode, WaitOutcome, parse_duration,
+    CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT,
+    SkippedTask, TaskList, WaitMode, WaitOutcome, parse_duration,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
 };
-pub use crate::error::{ConfigError, Error, SpecError, StoreError, SupervisorError};
+pub use crate::error::{ConfigError, Error, SpecError, StoreError, SupervisorError, WorktreeError};
 pub use crate::paths::{STATE_DIR_ENV, default_state_dir};
 pub use crate::process_identity::ProcessIdentity;
 pub use crate::spec::{
@@ -55,6 +56,7 @@ pub use crate::task::{
     AgentProcess, DamagedTask, IdPrefix, MIN_PREFIX_LEN, Outcome, SCHEMA_VERSION, TaskId,
     TaskRecord, TaskStatus, TaskView,
 };
+pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};
 
 /// Runs ccmp's hidden subcommands (the task runner and the agent trampoline) when this process
 /// was started as one, and returns its exit code; returns `None` otherwise.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{SpecError, escape};
+use crate::worktree::Isolation;
 
 /// The largest prompt accepted, in bytes (1 MiB).
 pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;
@@ -61,6 +62,8 @@ pub struct TaskRequest {
     pub agent: Option<PathBuf>,
     /// Extra environment variables for the agent.
     pub env: BTreeMap<String, String>,
+    /// Run in the working dir, or in a new git worktree of its repository.
+    pub isolation: Option<Isolation>,
 }
 
 impl TaskRequest {
@@ -234,6 +237,7 @@ impl TaskRequest {
             resume_session,
             agent,
             env: self.env,
+            isolation: self.isolation.unwrap_or_default(),
         })
     }
 }
@@ -280,6 +284,9 @@ pub struct TaskSpec {
     /// Extra environment for the agent.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Whether the task runs in a worktree of its own.
+    #[serde(default)]
+    pub isolation: Isolation,
 }
 
 fn default_true() -> bool {
@@ -304,6 +311,7 @@ impl TaskSpec {
             resume_session: self.resume_session.clone(),
             agent: Some(self.agent.clone()),
             env: self.env.clone(),
+            isolation: Some(self.isolation),
         }
     }
 }

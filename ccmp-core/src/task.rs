@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::error::{StoreError, escape};
 use crate::process_identity::ProcessIdentity;
 use crate::spec::TaskSpec;
+use crate::worktree::Worktree;
 
 /// The current record schema version. Readers accept this version and older ones.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -331,6 +332,9 @@ pub struct TaskRecord {
     /// The outcome, once terminal.
     #[serde(default)]
     pub outcome: Option<Outcome>,
+    /// The worktree the task runs in, with worktree isolation.
+    #[serde(default)]
+    pub worktree: Option<Worktree>,
 }
 
 impl TaskRecord {
@@ -352,7 +356,15 @@ impl TaskRecord {
             progress: None,
             follows: None,
             outcome: None,
+            worktree: None,
         }
+    }
+
+    /// Where the agent runs: the task's worktree, else its working dir.
+    pub fn run_dir(&self) -> &std::path::Path {
+        self.worktree
+            .as_ref()
+            .map_or(&self.spec.working_dir, |w| &w.path)
     }
 
     /// Moves the record to a terminal state with `outcome`. A record that is already terminal
@@ -400,6 +412,7 @@ impl TaskRecord {
             follows: self.follows.map(|id| id.to_string()),
             timeout_secs: self.spec.timeout_secs,
             env: self.spec.env.keys().cloned().collect(),
+            worktree: self.worktree.clone(),
         }
     }
 }
@@ -455,6 +468,9 @@ pub struct TaskView {
     pub timeout_secs: Option<f64>,
     /// Names (not values) of the extra environment variables given to the agent.
     pub env: Vec<String>,
+    /// The task's worktree (path, branch, base commit, and what changed), with worktree isolation.
+    #[serde(default)]
+    pub worktree: Option<Worktree>,
 }
 
 /// A task whose record could not be read. It is reported on its own; other tasks are unaffected.

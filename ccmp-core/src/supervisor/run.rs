@@ -111,7 +111,7 @@ pub(crate) async fn run_agent(
     };
     command
         .args(&invocation.args)
-        .current_dir(&record.spec.working_dir)
+        .current_dir(record.run_dir())
         .envs(&record.spec.env)
         .env(TASK_ENV, record.id.to_string())
         .stdin(Stdio::piped())
@@ -228,6 +228,21 @@ pub(crate) async fn run_agent(
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     update_progress(&mut record, &state);
+    if let Some(worktree) = record.worktree.clone() {
+        match tokio::task::spawn_blocking(move || crate::worktree::summarize(&worktree)).await {
+            Ok(Ok(diff)) => {
+                if let Some(w) = record.worktree.as_mut() {
+                    w.diff = Some(diff);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(task = %record.id.short(), "could not measure the worktree's changes: {e}")
+            }
+            Err(e) => {
+                tracing::warn!(task = %record.id.short(), "could not measure the worktree's changes: {e}")
+            }
+        }
+    }
     let exit = match status {
         Ok(status) => exit_of(status),
         Err(e) => {
