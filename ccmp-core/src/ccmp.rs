@@ -189,7 +189,8 @@ impl Ccmp {
     ) -> Self {
         let supervisor =
             DetachedSupervisor::with_runner_program(store.clone(), config.clone(), runner_program);
-        Self::new(Arc::new(store), Arc::new(supervisor), config)
+        let worktrees = store.root().join("worktrees");
+        Self::new(Arc::new(store), Arc::new(supervisor), config).with_worktree_root(worktrees)
     }
 
     /// An in-memory store with in-process tasks. Must be called inside a tokio runtime.

@@ -361,6 +361,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_taken_branch_name_is_refused_and_nothing_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let root = dir.path().join("trees");
+        fs::create_dir(&repo).unwrap();
+        let run = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q", "-b", "main"]);
+        run(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "init",
+        ]);
+        let id = TaskId::new();
+        run(&["branch", &format!("ccmp/{}", id.short())]);
+        let err = create(&repo, &root, &id).unwrap_err();
+        assert!(matches!(err, WorktreeError::BranchTaken { .. }), "{err}");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert!(!root.join(id.simple()).exists());
+        // Another id works, and the worktree is ours.
+        let other = TaskId::new();
+        let worktree = create(&repo, &root, &other).unwrap();
+        assert!(is_ours(&worktree, &root));
+        let removal = remove(&worktree, &root, false).unwrap();
+        assert!(!removal.branch_kept && !worktree.path.exists());
+    }
+
+    #[test]
     fn the_lock_name_is_stable() {
         assert_eq!(stable_hash(b"/repo/.git"), stable_hash(b"/repo/.git"));
         assert_ne!(stable_hash(b"/repo/.git"), stable_hash(b"/other/.git"));

@@ -31,12 +31,23 @@ pub struct TaskParams {
     pub max_budget_usd: Option<f64>,
     /// Text appended to the system prompt.
     pub append_system_prompt: Option<String>,
+    /// "worktree": run in a new git worktree, on branch ccmp/<id>.
+    pub isolation: Option<String>,
 }
 
 impl TaskParams {
     /// The core request for these parameters.
-    pub fn into_request(self) -> TaskRequest {
-        TaskRequest {
+    pub fn into_request(self) -> Result<TaskRequest, String> {
+        let isolation = match self.isolation.as_deref() {
+            None | Some("none") => None,
+            Some("worktree") => Some(ccmp_core::Isolation::Worktree),
+            Some(other) => {
+                return Err(format!(
+                    "isolation must be \"none\" or \"worktree\", got {other:?}"
+                ));
+            }
+        };
+        Ok(TaskRequest {
             prompt: self.prompt,
             working_dir: self.working_dir.map(PathBuf::from),
             model: self.model,
@@ -47,8 +58,9 @@ impl TaskParams {
             max_turns: self.max_turns,
             max_budget_usd: self.max_budget_usd,
             append_system_prompt: self.append_system_prompt,
+            isolation,
             ..TaskRequest::default()
-        }
+        })
     }
 }
 
@@ -90,6 +102,8 @@ pub struct CleanupParams {
     pub finished: Option<bool>,
     /// Remove finished tasks older than this, e.g. "7d" or "12h".
     pub older_than: Option<String>,
+    /// Also delete worktree branches that hold work.
+    pub delete_branch: Option<bool>,
 }
 
 /// `wait_for_tasks` parameters.

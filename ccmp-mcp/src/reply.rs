@@ -67,8 +67,43 @@ pub struct TaskReply {
     pub log_path: Option<String>,
     /// The task this one follows up on.
     pub follows: Option<String>,
+    /// The task's git worktree, with worktree isolation.
+    pub worktree: Option<WorktreeReply>,
     /// What to do next.
     pub next: String,
+}
+
+/// A task's git worktree and what the task changed in it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WorktreeReply {
+    /// The worktree's directory.
+    pub path: String,
+    /// Its branch, ccmp/<short id>.
+    pub branch: String,
+    /// Files changed against the base commit (committed or not), once the task has ended.
+    pub files_changed: Option<u64>,
+    /// Lines added.
+    pub insertions: Option<u64>,
+    /// Lines removed.
+    pub deletions: Option<u64>,
+    /// Commits on the branch.
+    pub commits: Option<u64>,
+    /// Whether changes are uncommitted.
+    pub dirty: Option<bool>,
+}
+
+impl From<&ccmp_core::Worktree> for WorktreeReply {
+    fn from(w: &ccmp_core::Worktree) -> Self {
+        Self {
+            path: w.path.display().to_string(),
+            branch: w.branch.clone(),
+            files_changed: w.diff.map(|d| d.files_changed),
+            insertions: w.diff.map(|d| d.insertions),
+            deletions: w.diff.map(|d| d.deletions),
+            commits: w.diff.map(|d| d.commits),
+            dirty: w.diff.map(|d| d.dirty),
+        }
+    }
 }
 
 /// One task, briefly: an entry of a list or a wait.
@@ -140,6 +175,10 @@ pub struct WaitReply {
 pub struct CleanupReply {
     /// Short ids removed.
     pub removed: Vec<String>,
+    /// Worktree branches kept because they hold work (uncommitted changes are committed first).
+    pub branches_kept: Vec<String>,
+    /// Worktree branches deleted.
+    pub branches_deleted: Vec<String>,
     /// Tasks kept, with why.
     pub skipped: Vec<Damaged>,
     /// What happened.
@@ -267,6 +306,7 @@ impl TaskReply {
             progress: view.progress.clone(),
             log_path: view.log_path.as_ref().map(|p| p.display().to_string()),
             follows: view.follows.clone(),
+            worktree: view.worktree.as_ref().map(WorktreeReply::from),
             next: next_step(&view, true),
         };
         // Room left for the result, with the longest `next`; JSON escaping may grow the text,
@@ -411,7 +451,7 @@ impl CleanupReply {
     /// The cleanup report.
     pub fn new(report: &CleanupReport) -> Self {
         let removed: Vec<String> = report.removed.iter().take(200).cloned().collect();
-        let next = match report.removed.len() {
+        let mut next = match report.removed.len() {
             0 => "Nothing was removed.".to_owned(),
             n if n > removed.len() => format!(
                 "Removed {n} tasks (the first {} are listed).",
@@ -419,8 +459,23 @@ impl CleanupReply {
             ),
             n => format!("Removed {n} task(s) and their logs."),
         };
+        for note in report.notes.iter().take(5) {
+            next.push(' ');
+            next.push_str(&clip(note, 200).0);
+        }
+        let branches = |kept: bool| -> Vec<String> {
+            report
+                .worktrees
+                .iter()
+                .filter(|w| w.branch_kept == kept)
+                .take(100)
+                .map(|w| w.branch.clone())
+                .collect()
+        };
         Self {
             removed,
+            branches_kept: branches(true),
+            branches_deleted: branches(false),
             skipped: report
                 .skipped
                 .iter()

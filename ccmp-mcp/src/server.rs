@@ -119,7 +119,7 @@ impl Server {
     }
 
     fn start(&self, params: TaskParams) -> Result<ccmp_core::TaskRecord, String> {
-        self.ccmp.start(params.into_request()).map_err(fail)
+        self.ccmp.start(params.into_request()?).map_err(fail)
     }
 }
 
@@ -272,7 +272,14 @@ impl Server {
             }
             _ => return Err("give exactly one of task_id, finished=true or older_than".to_owned()),
         };
-        let report = self.ccmp.cleanup(target).await.map_err(fail)?;
+        let options = ccmp_core::CleanupOptions {
+            delete_branches: params.delete_branch.unwrap_or(false),
+        };
+        let report = self
+            .ccmp
+            .cleanup_with(target, options)
+            .await
+            .map_err(fail)?;
         Ok(Json(CleanupReply::new(&report)))
     }
 

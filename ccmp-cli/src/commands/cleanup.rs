@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use ccmp_core::{Ccmp, CleanupReport, CleanupTarget};
+use ccmp_core::{Ccmp, CleanupOptions, CleanupReport, CleanupTarget};
 use clap::Args;
 
 use super::common::print_json;
@@ -22,33 +22,39 @@ pub struct CleanupArgs {
     /// Cancel tasks that are still running, then remove them.
     #[arg(long)]
     pub force: bool,
+    /// Also delete the ccmp/<id> branches of removed worktrees, even if they hold work.
+    #[arg(long)]
+    pub delete_branch: bool,
     /// Print JSON: what was removed and what was kept.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(ccmp: &Ccmp, args: CleanupArgs) -> anyhow::Result<ExitCode> {
+    let options = CleanupOptions {
+        delete_branches: args.delete_branch,
+    };
     let mut report = CleanupReport::default();
     if let Some(age) = &args.older_than {
-        report = ccmp
-            .cleanup(CleanupTarget::OlderThan(ccmp_core::parse_duration(age)?))
-            .await?;
+        let target = CleanupTarget::OlderThan(ccmp_core::parse_duration(age)?);
+        report = ccmp.cleanup_with(target, options).await?;
     } else if args.finished {
-        report = ccmp.cleanup(CleanupTarget::Finished).await?;
+        report = ccmp.cleanup_with(CleanupTarget::Finished, options).await?;
     } else if args.ids.is_empty() {
         return Err(
             UsageError("say what to remove: task ids, --finished or --older-than".into()).into(),
         );
     } else {
         for id in args.ids {
-            let one = ccmp
-                .cleanup(CleanupTarget::Task {
-                    id,
-                    force: args.force,
-                })
-                .await?;
+            let target = CleanupTarget::Task {
+                id,
+                force: args.force,
+            };
+            let one = ccmp.cleanup_with(target, options).await?;
             report.removed.extend(one.removed);
             report.skipped.extend(one.skipped);
+            report.worktrees.extend(one.worktrees);
+            report.notes.extend(one.notes);
         }
     }
     if args.json {
@@ -57,6 +63,19 @@ pub async fn run(ccmp: &Ccmp, args: CleanupArgs) -> anyhow::Result<ExitCode> {
     }
     for id in &report.removed {
         out!("removed {id}");
+    }
+    for worktree in &report.worktrees {
+        match (worktree.branch_kept, worktree.saved_changes) {
+            (true, true) => err!(
+                "kept branch {} (uncommitted changes were committed to it)",
+                worktree.branch
+            ),
+            (true, false) => err!("kept branch {} (it has commits)", worktree.branch),
+            (false, _) => err!("deleted branch {}", worktree.branch),
+        }
+    }
+    for note in &report.notes {
+        err!("{note}");
     }
     for skipped in &report.skipped {
         err!("kept {}: {}", skipped.short_id, skipped.reason);

@@ -45,6 +45,10 @@ pub struct TaskOptions {
     /// Text appended to the system prompt.
     #[arg(long, value_name = "TEXT")]
     pub append_system_prompt: Option<String>,
+    /// Run in a new git worktree of the repository, on branch ccmp/<id>, leaving the checkout
+    /// untouched.
+    #[arg(long)]
+    pub worktree: bool,
     /// An environment variable for the agent, as NAME=VALUE; repeat for more.
     #[arg(short, long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
@@ -73,6 +77,7 @@ impl TaskOptions {
             max_budget_usd: self.max_budget_usd,
             append_system_prompt: self.append_system_prompt,
             env,
+            isolation: self.worktree.then_some(ccmp_core::Isolation::Worktree),
             ..TaskRequest::default()
         })
     }

@@ -84,6 +84,39 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(follows) = &view.follows {
         out!("{}", field("follows", &follows[..8.min(follows.len())]));
     }
+    if let Some(worktree) = &view.worktree {
+        out!(
+            "{}",
+            field(
+                "worktree",
+                &format!(
+                    "{} (branch {})",
+                    short_path(&worktree.path),
+                    worktree.branch
+                )
+            )
+        );
+        if let Some(diff) = worktree.diff {
+            let mut text = format!(
+                "{} file{} changed, +{} -{}",
+                diff.files_changed,
+                if diff.files_changed == 1 { "" } else { "s" },
+                diff.insertions,
+                diff.deletions
+            );
+            if diff.commits > 0 {
+                text.push_str(&format!(
+                    ", {} commit{}",
+                    diff.commits,
+                    if diff.commits == 1 { "" } else { "s" }
+                ));
+            }
+            if diff.dirty {
+                text.push_str(", uncommitted changes");
+            }
+            out!("{}", field("changes", &text));
+        }
+    }
     if let Some(progress) = &view.progress {
         out!("{}", field("progress", progress));
     }

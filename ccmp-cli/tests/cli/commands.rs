@@ -472,3 +472,85 @@ fn a_closed_pipe_is_not_an_error() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn start_in_a_worktree_shows_branch_and_changes_and_cleanup_keeps_the_work() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.work();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("api.py"), "def f(x):\n    return x\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    let id = String::from_utf8(
+        ccmp(&sandbox)
+            .args([
+                "start",
+                "--worktree",
+                "--wait",
+                "Add type hints to api.py FAKE_WRITE=api.py",
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let status = String::from_utf8(
+        ccmp(&sandbox)
+            .args(["status", &id])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    assert!(status.contains(&format!("(branch ccmp/{id}")), "{status}");
+    assert!(
+        status.contains("1 file changed, +1 -2, uncommitted changes"),
+        "{status}"
+    );
+    assert_eq!(git(&["status", "--porcelain"]), "");
+    ccmp(&sandbox)
+        .args(["cleanup", &id])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "kept branch ccmp/{id} (uncommitted changes were committed to it)"
+        )));
+    assert_eq!(
+        git(&["show", &format!("ccmp/{id}:api.py")]),
+        "written by fake-claude\n"
+    );
+    // Outside a repository: a clear error, nothing created.
+    let plain = sandbox.path("plain");
+    std::fs::create_dir(&plain).unwrap();
+    ccmp(&sandbox)
+        .args([
+            "start",
+            "--worktree",
+            "-C",
+            &plain.display().to_string(),
+            "x",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not in a git repository"));
+}

@@ -597,3 +597,55 @@ fn nothing_but_protocol_reaches_stdout() {
     let response = mcp.response(ping, LONG);
     assert_eq!(response["jsonrpc"], "2.0");
 }
+
+#[test]
+fn worktree_isolation_through_mcp() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.work();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "init"]);
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    let task = mcp.ok(
+        "execute_cc_task",
+        json!({"prompt": "FAKE_WRITE=notes.md", "isolation": "worktree"}),
+    );
+    assert_eq!(task["status"], "succeeded");
+    let worktree = &task["worktree"];
+    assert_eq!(
+        worktree["branch"],
+        format!("ccmp/{}", task["short_id"].as_str().unwrap())
+    );
+    assert_eq!(worktree["files_changed"], 1);
+    assert_eq!(worktree["dirty"], true);
+    let cleaned = mcp.ok(
+        "cleanup_task",
+        json!({"task_id": task["short_id"], "delete_branch": true}),
+    );
+    assert_eq!(cleaned["branches_deleted"], json!([worktree["branch"]]));
+    let text = mcp.err(
+        "start_cc_task_async",
+        json!({"prompt": "x", "isolation": "container"}),
+    );
+    assert!(text.contains("worktree"), "{text}");
+    let plain = sandbox.path("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let text = mcp.err(
+        "start_cc_task_async",
+        json!({"prompt": "x", "isolation": "worktree", "working_dir": plain}),
+    );
+    assert!(text.contains("not in a git repository"), "{text}");
+}
