@@ -322,7 +322,8 @@ async fn unusable_repositories_are_clear_errors_that_leave_nothing() {
     git(&bare, &["init", "-q", "--bare"]);
     let detached = repo(&sandbox);
     git(&detached, &["checkout", "-q", "--detach"]);
-    let cases: [(&Path, fn(&WorktreeError) -> bool, &str); 4] = [
+    type IsExpected = fn(&WorktreeError) -> bool;
+    let cases: [(&Path, IsExpected, &str); 4] = [
         (
             &plain,
             |e| matches!(e, WorktreeError::NotARepo { .. }),
