@@ -31,7 +31,7 @@ pub struct TaskParams {
     pub max_budget_usd: Option<f64>,
     /// Text appended to the system prompt.
     pub append_system_prompt: Option<String>,
-    /// "worktree": run in a new git worktree, on branch ccmp/<id>.
+    /// "worktree": run in a new git worktree, on branch `ccmp/<id>`.
     pub isolation: Option<String>,
 }
 

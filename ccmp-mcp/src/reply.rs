@@ -78,7 +78,7 @@ pub struct TaskReply {
 pub struct WorktreeReply {
     /// The worktree's directory.
     pub path: String,
-    /// Its branch, ccmp/<short id>.
+    /// Its branch, `ccmp/<short id>`.
     pub branch: String,
     /// Files changed against the base commit (committed or not), once the task has ended.
     pub files_changed: Option<u64>,

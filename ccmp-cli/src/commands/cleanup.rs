@@ -22,7 +22,7 @@ pub struct CleanupArgs {
     /// Cancel tasks that are still running, then remove them.
     #[arg(long)]
     pub force: bool,
-    /// Also delete the ccmp/<id> branches of removed worktrees, even if they hold work.
+    /// Also delete the ccmp/ID branches of removed worktrees, even if they hold work.
     #[arg(long)]
     pub delete_branch: bool,
     /// Print JSON: what was removed and what was kept.

@@ -45,7 +45,7 @@ pub struct TaskOptions {
     /// Text appended to the system prompt.
     #[arg(long, value_name = "TEXT")]
     pub append_system_prompt: Option<String>,
-    /// Run in a new git worktree of the repository, on branch ccmp/<id>, leaving the checkout
+    /// Run in a new git worktree of the repository, on branch ccmp/ID, leaving the checkout
     /// untouched.
     #[arg(long)]
     pub worktree: bool,

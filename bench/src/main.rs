@@ -1,0 +1,720 @@
+//! `ccmp-bench`: measures what ccmp adds to the agents it runs, as ratios against floors
+//! measured in the same run, by driving the real `ccmp-mcp` binary over stdio with the fake
+//! agent (in a near-free mode: sleep and print) and a fresh state dir per figure.
+//!
+//! ```sh
+//! cargo run --release -p ccmp-bench            # the full run (about 2 minutes)
+//! cargo run --release -p ccmp-bench -- --quick # smaller counts and a 5 s idle window
+//! ```
+//!
+//! These are measurements, not tests: nothing here asserts a time.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ccmp_core::{FsStore, TaskRecord, TaskRequest, TaskStatus, TaskStore};
+use ccmp_tests::workspace_bin;
+use serde_json::{Value, json};
+
+struct Sizes {
+    cold_starts: usize,
+    list_calls: usize,
+    starts: usize,
+    fan_out: usize,
+    fan_out_secs: f64,
+    store_sizes: [usize; 2],
+    idle_secs: u64,
+    queue_tasks: usize,
+}
+
+const FULL: Sizes = Sizes {
+    cold_starts: 20,
+    list_calls: 500,
+    starts: 200,
+    fan_out: 50,
+    fan_out_secs: 2.0,
+    store_sizes: [1_000, 10_000],
+    idle_secs: 30,
+    queue_tasks: 20,
+};
+
+const QUICK: Sizes = Sizes {
+    cold_starts: 5,
+    list_calls: 100,
+    starts: 40,
+    fan_out: 20,
+    fan_out_secs: 1.0,
+    store_sizes: [200, 1_000],
+    idle_secs: 5,
+    queue_tasks: 10,
+};
+
+/// One line of the results table.
+struct Row {
+    figure: String,
+    value: String,
+    floor: String,
+    ratio: String,
+    target: &'static str,
+}
+
+fn row(figure: impl Into<String>, value: impl Into<String>, target: &'static str) -> Row {
+    Row {
+        figure: figure.into(),
+        value: value.into(),
+        floor: "-".into(),
+        ratio: "-".into(),
+        target,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[index.min(samples.len() - 1)]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// A fresh place for one figure: state dir, working dir and agent config dir.
+struct Scene {
+    dir: tempfile::TempDir,
+}
+
+impl Scene {
+    fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        for sub in ["state", "work", "claude"] {
+            std::fs::create_dir(dir.path().join(sub))?;
+        }
+        Ok(Self { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn server(&self, max_parallel: usize) -> anyhow::Result<Server> {
+        let mut cmd = Command::new(workspace_bin("ccmp-mcp"));
+        cmd.env("CCMP_STATE_DIR", self.path("state"))
+            .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+            .env("CCMP_MAX_PARALLEL", max_parallel.to_string())
+            .env("IS_SANDBOX", "1")
+            .env("CLAUDE_CONFIG_DIR", self.path("claude"))
+            .env("RUST_LOG", "error")
+            .current_dir(self.path("work"));
+        Server::spawn(cmd)
+    }
+}
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<Value>,
+    next_id: u64,
+}
+
+impl Server {
+    fn spawn(mut cmd: Command) -> anyhow::Result<Self> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start ccmp-mcp")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line)
+                    && tx.send(value).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take().context("stdin")?;
+        Ok(Self {
+            child,
+            stdin,
+            lines: rx,
+            next_id: 0,
+        })
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        writeln!(
+            self.stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        )?;
+        self.stdin.flush()?;
+        loop {
+            let message = self
+                .lines
+                .recv_timeout(Duration::from_secs(300))
+                .context("no reply from ccmp-mcp")?;
+            if message["id"] == id {
+                if message.get("error").is_some() {
+                    bail!("{method} failed: {message}");
+                }
+                return Ok(message["result"].clone());
+            }
+        }
+    }
+
+    fn initialize(&mut self) -> anyhow::Result<()> {
+        self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+        )?;
+        writeln!(
+            self.stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        )?;
+        Ok(())
+    }
+
+    fn call(&mut self, tool: &str, args: Value) -> anyhow::Result<Value> {
+        let result = self.request("tools/call", json!({"name": tool, "arguments": args}))?;
+        if result["isError"] == true {
+            bail!("{tool}: {}", result["content"][0]["text"]);
+        }
+        Ok(result["structuredContent"].clone())
+    }
+
+    fn wait_all(&mut self, ids: &[String]) -> anyhow::Result<()> {
+        for chunk in ids.chunks(100) {
+            loop {
+                let reply = self.call(
+                    "wait_for_tasks",
+                    json!({"task_ids": chunk, "timeout_s": 600}),
+                )?;
+                if reply["timed_out"] == false {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Time to fork and exec a trivial binary and reap it: the floor for anything that starts a
+/// process.
+fn spawn_floor(samples: usize) -> Vec<Duration> {
+    (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = Command::new("/bin/true").status();
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn cold_start(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let scene = Scene::new()?;
+    let (mut init, mut list, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..sizes.cold_starts {
+        let t = Instant::now();
+        let mut server = scene.server(4)?;
+        server.initialize()?;
+        init.push(t.elapsed());
+        rss.push(rss_kib(server.child.id()));
+        let t = Instant::now();
+        server.request("tools/list", json!({}))?;
+        list.push(t.elapsed());
+    }
+    let mut floor = spawn_floor(sizes.cold_starts);
+    let (init_p50, floor_p50) = (percentile(&mut init, 0.5), percentile(&mut floor, 0.5));
+    rows.push(Row {
+        figure: "cold start: spawn to initialize reply (median)".into(),
+        value: ms(init_p50),
+        floor: format!("{} (fork+exec /bin/true)", ms(floor_p50)),
+        ratio: format!("{:.1}x", init_p50.as_secs_f64() / floor_p50.as_secs_f64()),
+        target: "<= 5 ms",
+    });
+    rows.push(row(
+        "first tools/list after initialize (median)",
+        ms(percentile(&mut list, 0.5)),
+        "-",
+    ));
+    rss.sort();
+    rows.push(row(
+        "server RSS after initialize (median)",
+        mib(rss[rss.len() / 2]),
+        "<= 8 MiB",
+    ));
+    Ok(())
+}
+
+fn tools_list(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let scene = Scene::new()?;
+    let mut server = scene.server(4)?;
+    server.initialize()?;
+    let mut samples = Vec::new();
+    for _ in 0..sizes.list_calls {
+        let t = Instant::now();
+        server.request("tools/list", json!({}))?;
+        samples.push(t.elapsed());
+    }
+    rows.push(row(
+        format!("tools/list latency p50 / p99 ({} calls)", sizes.list_calls),
+        format!(
+            "{} / {}",
+            ms(percentile(&mut samples, 0.5)),
+            ms(percentile(&mut samples, 0.99))
+        ),
+        "-",
+    ));
+    Ok(())
+}
+
+fn start_latency(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let scene = Scene::new()?;
+    let mut server = scene.server(8)?;
+    server.initialize()?;
+    let mut samples = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..sizes.starts {
+        let t = Instant::now();
+        let task = server.call("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}))?;
+        samples.push(t.elapsed());
+        ids.push(task["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let mut floor = spawn_floor(sizes.starts);
+    let (p50, p99, floor_p50) = (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+        percentile(&mut floor, 0.5),
+    );
+    rows.push(Row {
+        figure: format!(
+            "start_cc_task_async p50 / p99 ({} sequential)",
+            sizes.starts
+        ),
+        value: format!("{} / {}", ms(p50), ms(p99)),
+        floor: format!("{} (fork+exec /bin/true)", ms(floor_p50)),
+        ratio: format!("{:.1}x", p50.as_secs_f64() / floor_p50.as_secs_f64()),
+        target: "p50 <= 2 ms (<= 3x floor)",
+    });
+    server.wait_all(&ids)
+}
+
+fn fan_out(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let prompt = format!("FAKE_SLEEP={}", sizes.fan_out_secs);
+    // Floor: the same agents, spawned directly and waited for.
+    let scene = Scene::new()?;
+    let t = Instant::now();
+    let children: Vec<Child> = (0..sizes.fan_out)
+        .map(|_| {
+            let mut child = Command::new(workspace_bin("fake-claude"))
+                .args([
+                    "-p",
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--dangerously-skip-permissions",
+                ])
+                .env("IS_SANDBOX", "1")
+                .env("CLAUDE_CONFIG_DIR", scene.path("claude"))
+                .current_dir(scene.path("work"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()?;
+            child
+                .stdin
+                .take()
+                .map(|mut s| s.write_all(prompt.as_bytes()));
+            Ok(child)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for mut child in children {
+        child.wait()?;
+    }
+    let floor = t.elapsed();
+
+    let scene = Scene::new()?;
+    let mut server = scene.server(sizes.fan_out)?;
+    server.initialize()?;
+    let t = Instant::now();
+    let ids: Vec<String> = (0..sizes.fan_out)
+        .map(|_| {
+            server
+                .call("start_cc_task_async", json!({"prompt": prompt}))
+                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    server.wait_all(&ids)?;
+    let value = t.elapsed();
+    rows.push(Row {
+        figure: format!(
+            "fan-out: {} tasks of {} s, max_parallel {}, until wait_for_tasks returns",
+            sizes.fan_out, sizes.fan_out_secs, sizes.fan_out
+        ),
+        value: ms(value),
+        floor: format!("{} (same agents spawned directly)", ms(floor)),
+        ratio: format!(
+            "{:+.1}%",
+            (value.as_secs_f64() / floor.as_secs_f64() - 1.0) * 100.0
+        ),
+        target: "within 5% of the floor",
+    });
+    Ok(())
+}
+
+/// Fills a store with `n` finished tasks, written through the store itself.
+fn populate(state: &Path, work: &Path, n: usize) -> anyhow::Result<Vec<String>> {
+    let store = FsStore::open(state)?;
+    let spec = TaskRequest::new("Generate unit tests for utils.py")
+        .working_dir(work)
+        .validate(&"true".into())?;
+    let threads = 8;
+    let ids = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = store.clone();
+                let spec = spec.clone();
+                scope.spawn(move || -> anyhow::Result<Vec<String>> {
+                    let mut ids = Vec::new();
+                    for _ in (t..n).step_by(threads) {
+                        let mut record = TaskRecord::new(spec.clone());
+                        record.finish(
+                            TaskStatus::Succeeded,
+                            ccmp_core::Outcome {
+                                result: Some("Added 12 tests; all pass.".into()),
+                                exit_code: Some(0),
+                                is_error: Some(false),
+                                num_turns: Some(7),
+                                cost_usd: Some(0.21),
+                                ..Default::default()
+                            },
+                        );
+                        store.create(&record)?;
+                        ids.push(record.id.short());
+                    }
+                    Ok(ids)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("populate thread"))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
+fn status_and_list(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<u64> {
+    let mut server_rss = 0;
+    for n in sizes.store_sizes {
+        let scene = Scene::new()?;
+        let ids = populate(&scene.path("state"), &scene.path("work"), n)?;
+        let mut server = scene.server(4)?;
+        server.initialize()?;
+        let mut status = Vec::new();
+        for i in 0..200 {
+            let id = &ids[(i * 7919) % ids.len()];
+            let t = Instant::now();
+            server.call("check_task_status", json!({"task_id": id}))?;
+            status.push(t.elapsed());
+        }
+        let (mut list, mut active) = (Vec::new(), Vec::new());
+        let mut reply_bytes = 0;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let reply = server.call("list_active_tasks", json!({"include_finished": true}))?;
+            list.push(t.elapsed());
+            reply_bytes = reply.to_string().len();
+            let t = Instant::now();
+            server.call("list_active_tasks", json!({}))?;
+            active.push(t.elapsed());
+        }
+        rows.push(row(
+            format!("check_task_status p50 / p99, {n} tasks in the store"),
+            format!(
+                "{} / {}",
+                ms(percentile(&mut status, 0.5)),
+                ms(percentile(&mut status, 0.99))
+            ),
+            if n <= 1_000 {
+                "p50 <= 0.5 ms"
+            } else {
+                "p50 <= 1 ms"
+            },
+        ));
+        rows.push(row(
+            format!(
+                "list_active_tasks(include_finished) p50 / p99, {n} tasks ({reply_bytes} B reply)"
+            ),
+            format!(
+                "{} / {}",
+                ms(percentile(&mut list, 0.5)),
+                ms(percentile(&mut list, 0.99))
+            ),
+            if n <= 1_000 {
+                "<= 5 ms, reply bounded"
+            } else {
+                "reply bounded"
+            },
+        ));
+        rows.push(row(
+            format!("list_active_tasks (active only) p50 / p99, {n} tasks"),
+            format!(
+                "{} / {}",
+                ms(percentile(&mut active, 0.5)),
+                ms(percentile(&mut active, 0.99))
+            ),
+            "-",
+        ));
+        server_rss = rss_kib(server.child.id());
+    }
+    Ok(server_rss)
+}
+
+fn memory_and_idle(sizes: &Sizes, rows: &mut Vec<Row>, server_rss: u64) -> anyhow::Result<()> {
+    rows.push(row(
+        format!(
+            "server RSS after the {}-task store figures",
+            sizes.store_sizes[1]
+        ),
+        mib(server_rss),
+        "-",
+    ));
+    let scene = Scene::new()?;
+    let tasks = 50;
+    let mut server = scene.server(tasks)?;
+    server.initialize()?;
+    let prompt = format!("FAKE_SLEEP={}", sizes.idle_secs + 30);
+    let ids: Vec<String> = (0..tasks)
+        .map(|_| {
+            server
+                .call("start_cc_task_async", json!({"prompt": prompt}))
+                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let store = FsStore::open(scene.path("state"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let runners: Vec<i32> = loop {
+        let records: Vec<TaskRecord> = ids
+            .iter()
+            .filter_map(|id| store.resolve(id).ok().and_then(|id| store.load(&id).ok()))
+            .collect();
+        if records.iter().all(|r| r.status == TaskStatus::Running) {
+            break records
+                .iter()
+                .filter_map(|r| r.runner.as_ref().map(|p| p.pid))
+                .collect();
+        }
+        if Instant::now() > deadline {
+            bail!("the idle tasks never all started");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let runner_rss: Vec<u64> = runners.iter().map(|pid| rss_kib(*pid as u32)).collect();
+    let mut sorted = runner_rss.clone();
+    sorted.sort();
+    rows.push(row(
+        "runner RSS (median of 50 running tasks)",
+        mib(sorted[sorted.len() / 2]),
+        "<= 2 MiB",
+    ));
+    let server_pid = server.child.id() as i32;
+    let all: Vec<i32> = std::iter::once(server_pid)
+        .chain(runners.iter().copied())
+        .collect();
+    let before: u64 = all.iter().map(|p| cpu_ticks(*p)).sum();
+    std::thread::sleep(Duration::from_secs(sizes.idle_secs));
+    let after: u64 = all.iter().map(|p| cpu_ticks(*p)).sum();
+    let ticks_per_sec = 100.0;
+    rows.push(row(
+        format!(
+            "idle CPU of the server and 50 runners over {} s",
+            sizes.idle_secs
+        ),
+        format!("{:.2} CPU-s", (after - before) as f64 / ticks_per_sec),
+        "~0",
+    ));
+    for id in &ids {
+        let _ = server.call("cancel_task", json!({"task_id": id}));
+    }
+    Ok(())
+}
+
+fn queue_latency(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let scene = Scene::new()?;
+    let events = scene.path("events.log");
+    let mut server = scene.server(2)?;
+    server.initialize()?;
+    let prompt = format!("FAKE_SLEEP=0.2 FAKE_RECORD={}", events.display());
+    let ids: Vec<String> = (0..sizes.queue_tasks)
+        .map(|_| {
+            server
+                .call("start_cc_task_async", json!({"prompt": prompt}))
+                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    server.wait_all(&ids)?;
+    let text = std::fs::read_to_string(&events)?;
+    let mut lines: Vec<(u128, bool)> = text
+        .lines()
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            Some((parts.get(2)?.parse().ok()?, *parts.first()? == "start"))
+        })
+        .collect();
+    lines.sort();
+    // Each start after the first two waited for a slot: the gap since the latest end before it.
+    let mut gaps = Vec::new();
+    let mut last_end: Option<u128> = None;
+    let mut starts = 0;
+    for (time, is_start) in lines {
+        if is_start {
+            starts += 1;
+            if starts > 2
+                && let Some(end) = last_end
+            {
+                gaps.push(Duration::from_nanos((time.saturating_sub(end)) as u64));
+            }
+        } else {
+            last_end = Some(time);
+        }
+    }
+    if gaps.is_empty() {
+        bail!("no queued starts were recorded");
+    }
+    rows.push(row(
+        format!(
+            "queue latency: slot free to next agent start, p50 / p99 (max_parallel 2, {} tasks)",
+            sizes.queue_tasks
+        ),
+        format!(
+            "{} / {}",
+            ms(percentile(&mut gaps, 0.5)),
+            ms(percentile(&mut gaps, 0.99))
+        ),
+        "p50 <= 100 ms",
+    ));
+    Ok(())
+}
+
+/// One figure's measurement.
+type Step = fn(&Sizes, &mut Vec<Row>) -> anyhow::Result<()>;
+
+fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes = if quick { QUICK } else { FULL };
+    let mut rows = Vec::new();
+    let started = Instant::now();
+    eprintln!(
+        "ccmp-bench: binaries {}",
+        workspace_bin("ccmp-mcp").display()
+    );
+    let steps: [(&str, Step); 5] = [
+        ("cold start", cold_start),
+        ("tools/list", tools_list),
+        ("start latency", start_latency),
+        ("fan-out", fan_out),
+        ("queue latency", queue_latency),
+    ];
+    for (name, step) in steps {
+        eprintln!("ccmp-bench: {name}…");
+        step(&sizes, &mut rows).with_context(|| format!("{name} failed"))?;
+    }
+    eprintln!("ccmp-bench: status and list…");
+    let server_rss = status_and_list(&sizes, &mut rows)?;
+    eprintln!("ccmp-bench: memory and idle CPU ({} s)…", sizes.idle_secs);
+    memory_and_idle(&sizes, &mut rows, server_rss)?;
+
+    let mut widths: HashMap<usize, usize> = HashMap::new();
+    let table: Vec<[String; 5]> =
+        std::iter::once(["figure", "value", "floor", "ratio", "target"].map(String::from))
+            .chain(
+                rows.into_iter()
+                    .map(|r| [r.figure, r.value, r.floor, r.ratio, r.target.to_owned()]),
+            )
+            .collect();
+    for cells in &table {
+        for (i, cell) in cells.iter().enumerate() {
+            let w = widths.entry(i).or_default();
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for (n, cells) in table.iter().enumerate() {
+        let line: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[&i]))
+            .collect();
+        writeln!(out, "| {} |", line.join(" | "))?;
+        if n == 0 {
+            let rule: Vec<String> = (0..5).map(|i| "-".repeat(widths[&i])).collect();
+            writeln!(out, "| {} |", rule.join(" | "))?;
+        }
+    }
+    writeln!(
+        out,
+        "\nmeasured {} on {} CPUs in {:.0} s{}",
+        chrono_free_date(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        started.elapsed().as_secs_f64(),
+        if quick { " (--quick)" } else { "" }
+    )?;
+    Ok(())
+}
+
+/// Today's date from `date`, to stamp the table without another dependency.
+fn chrono_free_date() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
