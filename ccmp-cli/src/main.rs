@@ -57,12 +57,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let runner = std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a.as_encoded_bytes().starts_with(b"__ccmp-"));
+    if runner {
+        // A task runner: its stderr is the task's runner.log. Keep start-up cheap.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if let Some(code) = ccmp_core::hidden_entry_point() {
         return code;
     }

@@ -51,26 +51,32 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr and, for the server, to `<state>/ccmp-mcp.log`. `RUST_LOG` sets the level
 /// (default `warn` for rmcp, `info` for ccmp).
-fn init_tracing(to_file: bool) {
+fn init_tracing(server: bool) {
+    if !server {
+        // A task runner: its stderr is the task's runner.log. Keep start-up cheap.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+        return;
+    }
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,ccmp_mcp=info,ccmp_core=info"));
-    let file = to_file
-        .then(|| ccmp_core::default_state_dir().ok())
-        .flatten()
-        .and_then(|dir| {
-            // The state dir is private (0700) and so is the log (0600).
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .ok()?;
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(dir.join("ccmp-mcp.log"))
-                .ok()
-        });
+    let file = ccmp_core::default_state_dir().ok().and_then(|dir| {
+        // The state dir is private (0700) and so is the log (0600).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .ok()?;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.join("ccmp-mcp.log"))
+            .ok()
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);

@@ -254,3 +254,30 @@ async fn both_frontend_binaries_can_play_runner() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_entries_left_by_dead_runners_do_not_block_the_queue() {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 1);
+    // Three entries ahead of any new task, from runners that are gone (no task, no lock holder).
+    let queue = sandbox.state().join("queue");
+    for n in 1..=3u64 {
+        std::fs::write(
+            queue.join(format!("{n:020}-{}", ccmp_core::TaskId::new().simple())),
+            "",
+        )
+        .unwrap();
+    }
+    let started = ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap();
+    let done = ccmp
+        .wait(&[started.id.to_string()], WaitMode::All, LONG)
+        .await
+        .unwrap();
+    assert_eq!(done.finished[0].status, TaskStatus::Succeeded);
+    let left: Vec<_> = std::fs::read_dir(&queue)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "dead entries were not cleared: {left:?}");
+}

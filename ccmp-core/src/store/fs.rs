@@ -114,6 +114,22 @@ impl FsStore {
     }
 }
 
+impl FsStore {
+    fn replace(&self, record: &TaskRecord, durable: bool) -> Result<(), StoreError> {
+        let dir = self.task_dir(&record.id);
+        let bytes = serialize(record)?;
+        write_replace(&dir, RECORD, &bytes, durable).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::NotFound {
+                    id: record.id.to_string(),
+                }
+            } else {
+                StoreError::write(dir.join(RECORD), e)
+            }
+        })
+    }
+}
+
 fn damaged(id: &TaskId, path: PathBuf, reason: String) -> StoreError {
     StoreError::Damaged {
         id: id.short(),
@@ -168,11 +184,22 @@ fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, St
 
 /// Writes `bytes` to `dir/name` atomically: temp file in `dir`, fsync, rename, fsync `dir`.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    write_replace(dir, name, bytes, true)
+}
+
+/// Writes `bytes` to `dir/name` by temp file and rename: readers see the old or the new content,
+/// never a mix. With `durable`, the file and the directory are fsynced too.
+fn write_replace(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(dir.join(name)).map_err(|e| e.error)?;
-    sync_dir(dir)
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -233,17 +260,11 @@ impl TaskStore for FsStore {
     }
 
     fn save(&self, record: &TaskRecord) -> Result<(), StoreError> {
-        let dir = self.task_dir(&record.id);
-        let bytes = serialize(record)?;
-        write_atomic(&dir, RECORD, &bytes).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                StoreError::NotFound {
-                    id: record.id.to_string(),
-                }
-            } else {
-                StoreError::write(dir.join(RECORD), e)
-            }
-        })
+        self.replace(record, true)
+    }
+
+    fn save_progress(&self, record: &TaskRecord) -> Result<(), StoreError> {
+        self.replace(record, false)
     }
 
     fn ids(&self) -> Result<Vec<TaskId>, StoreError> {

@@ -29,8 +29,14 @@ pub trait TaskStore: Send + Sync + fmt::Debug {
     fn create(&self, record: &TaskRecord) -> Result<(), StoreError>;
     /// Reads a record.
     fn load(&self, id: &TaskId) -> Result<TaskRecord, StoreError>;
-    /// Replaces a record. Fails with [`StoreError::NotFound`] if the task was removed.
+    /// Replaces a record, durably. Fails with [`StoreError::NotFound`] if the task was removed.
     fn save(&self, record: &TaskRecord) -> Result<(), StoreError>;
+    /// Replaces a record with progress of a live task: as atomic as [`save`](Self::save), but it
+    /// need not survive a crash (a crash ends the task's runner, so the task is `lost` whichever
+    /// progress was last on disk). Creation and terminal records always use `save`.
+    fn save_progress(&self, record: &TaskRecord) -> Result<(), StoreError> {
+        self.save(record)
+    }
     /// Every task id in the store, in no particular order.
     fn ids(&self) -> Result<Vec<TaskId>, StoreError>;
     /// Every task, in no particular order; damaged records are reported as such.

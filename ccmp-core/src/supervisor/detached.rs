@@ -1,11 +1,12 @@
 //! [`DetachedSupervisor`]: one small runner process per task, outliving the frontend.
 //!
 //! `launch` re-executes a binary (by default the frontend's own) with the hidden subcommand
-//! `__ccmp-runner --detach`. That short-lived process starts the real runner and waits until the
-//! runner has taken the task (holds `runner.lock` and has recorded its identity), then exits, so
-//! the frontend never holds a child that could become a zombie. The runner leaves the
-//! frontend's session, makes itself a child subreaper, waits for a slot, and runs the agent
-//! through the `__ccmp-exec-agent` trampoline so that the agent dies if the runner is killed.
+//! `__ccmp-runner`, and returns once the runner has taken the task (holds `runner.lock` and has
+//! recorded its identity) and said so on its stdout. The frontend's child handle goes to a reaper
+//! thread, so a long-lived frontend collects its exited runners instead of keeping zombies. The
+//! runner leaves the frontend's session, makes itself a child subreaper, waits for a slot, and
+//! runs the agent through the `__ccmp-exec-agent` trampoline so that the agent dies if the runner
+//! is killed.
 //!
 //! A task whose runner is gone without having written an outcome becomes `lost`; this is decided
 //! by the runner's lock being free *and* its recorded identity no longer matching a live process.
@@ -23,7 +24,7 @@ use rustix::process::Signal;
 use tokio_util::sync::CancellationToken;
 
 use super::run::{self, RunContext};
-use super::{Supervisor, slots, unix};
+use super::{Supervisor, reaper, slots, unix};
 use crate::config::Config;
 use crate::error::{StoreError, SupervisorError};
 use crate::process_identity::ProcessIdentity;
@@ -98,18 +99,26 @@ impl Supervisor for DetachedSupervisor {
             source,
         };
         let log = open_runner_log(&self.store, &record.id).map_err(spawn_err)?;
-        let output = Command::new(&self.runner_program)
+        let mut child = Command::new(&self.runner_program)
             .arg(RUNNER_CMD)
-            .arg("--detach")
             .args(self.runner_args(&record.id))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
-            .output()
+            .spawn()
             .map_err(spawn_err)?;
-        if output.status.success() && output.stdout.starts_with(READY.as_bytes()) {
+        // The runner says "ready" once it holds the task's lock and has recorded itself.
+        let mut line = String::new();
+        let ready = child
+            .stdout
+            .take()
+            .map(|out| BufReader::new(out).read_line(&mut line))
+            .is_some_and(|r| r.is_ok() && line.trim() == READY);
+        if ready {
+            reaper::adopt(child);
             return Ok(());
         }
+        let status = child.wait().map_err(spawn_err)?;
         let log_tail =
             std::fs::read_to_string(self.store.runner_log_path(&record.id)).unwrap_or_default();
         let reason = log_tail
@@ -119,8 +128,7 @@ impl Supervisor for DetachedSupervisor {
             .map(str::to_owned)
             .unwrap_or_else(|| {
                 format!(
-                    "it exited with {} without taking the task; is `{}` a ccmp binary?",
-                    output.status,
+                    "it exited with {status} without taking the task; is `{}` a ccmp binary?",
                     self.runner_program.display()
                 )
             });
@@ -208,22 +216,15 @@ impl Supervisor for DetachedSupervisor {
 /// Arguments of the runner subcommand.
 #[derive(Debug)]
 struct RunnerArgs {
-    detach: bool,
     state_dir: PathBuf,
     id: TaskId,
     max_parallel: usize,
     grace: Duration,
 }
 
-fn parse_runner_args(args: impl Iterator<Item = OsString>) -> Option<RunnerArgs> {
-    let mut args: Vec<OsString> = args.collect();
-    let detach = args.first().is_some_and(|a| a == "--detach");
-    if detach {
-        args.remove(0);
-    }
+fn parse_runner_args(args: Vec<OsString>) -> Option<RunnerArgs> {
     let [state_dir, id, max_parallel, grace_ms] = <[OsString; 4]>::try_from(args).ok()?;
     Some(RunnerArgs {
-        detach,
         state_dir: state_dir.into(),
         id: id.to_str()?.parse().ok()?,
         max_parallel: max_parallel.to_str()?.parse().ok().filter(|n| *n >= 1)?,
@@ -234,13 +235,10 @@ fn parse_runner_args(args: impl Iterator<Item = OsString>) -> Option<RunnerArgs>
 /// Body of the `__ccmp-runner` subcommand.
 pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
     let raw: Vec<OsString> = args.collect();
-    let Some(args) = parse_runner_args(raw.clone().into_iter()) else {
+    let Some(args) = parse_runner_args(raw.clone()) else {
         eprintln!("ccmp: {RUNNER_CMD}: bad arguments {raw:?}");
         return ExitCode::from(2);
     };
-    if args.detach {
-        return spawn_detached(raw);
-    }
     match run_task(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -248,43 +246,6 @@ pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The short-lived middle process: starts the real runner, relays its readiness, and exits.
-fn spawn_detached(mut raw: Vec<OsString>) -> ExitCode {
-    raw.remove(0);
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("ccmp: cannot find the runner executable: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut child = match Command::new(exe)
-        .arg(RUNNER_CMD)
-        .args(raw)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("ccmp: cannot start the runner: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut line = String::new();
-    let ready = child
-        .stdout
-        .take()
-        .map(|out| BufReader::new(out).read_line(&mut line))
-        .is_some_and(|r| r.is_ok() && line.trim() == READY);
-    if !ready {
-        let _ = child.wait();
-        return ExitCode::FAILURE;
-    }
-    println!("{READY}");
-    ExitCode::SUCCESS
 }
 
 /// Takes the task's runner lock, waiting briefly in case a reader holds it for a moment.
@@ -323,7 +284,9 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
     if !record.status.is_terminal() {
         record.runner =
             Some(ProcessIdentity::current().map_err(|e| StoreError::read("/proc/self/stat", e))?);
-        store.save(&record)?;
+        // Not fsynced: after a crash the runner is gone either way, and the creator's identity
+        // in the durable record decides `lost` just the same.
+        store.save_progress(&record)?;
     }
     {
         let mut stdout = io::stdout().lock();

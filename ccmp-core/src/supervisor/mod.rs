@@ -5,6 +5,7 @@
 
 mod detached;
 mod in_process;
+mod reaper;
 mod run;
 mod slots;
 mod unix;

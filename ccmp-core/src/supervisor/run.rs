@@ -46,7 +46,7 @@ pub(crate) struct RunContext {
 /// Saves `record`, logging instead of failing: a progress update that cannot be written must not
 /// stop the task.
 fn save_soft(store: &dyn TaskStore, record: &TaskRecord) {
-    if let Err(e) = store.save(record) {
+    if let Err(e) = store.save_progress(record) {
         tracing::warn!(task = %record.id.short(), "could not save progress: {e:#}");
     }
 }

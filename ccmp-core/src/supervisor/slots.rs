@@ -22,13 +22,93 @@ use tokio_util::sync::CancellationToken;
 use crate::store::FsStore;
 use crate::task::{TaskId, TaskRecord};
 
-/// How often a waiting runner looks for a free slot.
+/// How soon to try again when another waiter holds the queue lock for a moment.
+const RETRY: Duration = Duration::from_millis(5);
+/// How often a waiting runner looks without being woken: a runner killed with kill -9 frees its
+/// slot without telling anyone. (Without inotify, this is the only way.)
+const FALLBACK: Duration = Duration::from_millis(1000);
+/// Polling interval when inotify is not available.
 const POLL: Duration = Duration::from_millis(50);
+/// The file a runner touches in the queue dir when it frees its slot, to wake the waiters.
+const POKE: &str = ".poke";
 
-/// A held slot. Dropping it frees the slot.
+/// What one attempt found.
+enum Turn {
+    /// A slot, taken.
+    Taken(Slot),
+    /// No slot yet; this many waiters are ahead (None if unknown).
+    Wait(Option<usize>),
+}
+
+/// A held slot. Dropping it frees the slot and wakes the waiting runners.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    _lock: File,
+    lock: File,
+    queue_dir: PathBuf,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.lock.unlock();
+        poke(&self.queue_dir);
+    }
+}
+
+/// Wakes the runners waiting in `queue_dir` (an inotify close-write event on `.poke`).
+pub(crate) fn poke(queue_dir: &Path) {
+    let _ = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(queue_dir.join(POKE));
+}
+
+/// Tells a waiting runner that the queue changed: an entry left (a runner took a slot or gave
+/// up) or a slot was freed (a poke). A small thread blocks on the inotify descriptor and signals
+/// a [`Notify`](tokio::sync::Notify); dropping the watch removes it, which ends the thread.
+struct Watch {
+    fd: std::sync::Arc<std::os::fd::OwnedFd>,
+    wd: i32,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Watch {
+    fn new(dir: &Path) -> io::Result<Self> {
+        use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+        let fd = std::sync::Arc::new(inotify::init(CreateFlags::CLOEXEC)?);
+        let wd = inotify::add_watch(
+            &*fd,
+            dir,
+            WatchFlags::DELETE | WatchFlags::CLOSE_WRITE | WatchFlags::MOVED_TO,
+        )?;
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (reader_fd, notify) = (fd.clone(), changed.clone());
+        std::thread::Builder::new()
+            .name("ccmp-queue-watch".into())
+            .spawn(move || {
+                let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
+                let mut events = inotify::Reader::new(&*reader_fd, &mut buf);
+                while let Ok(event) = events.next() {
+                    if event.events().contains(ReadFlags::IGNORED) {
+                        break;
+                    }
+                    // Stores a permit if nobody is waiting yet: no change is missed.
+                    notify.notify_one();
+                }
+            })?;
+        Ok(Self { fd, wd, changed })
+    }
+
+    async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = rustix::fs::inotify::remove_watch(&*self.fd, self.wd);
+    }
 }
 
 fn open_lock(path: &Path) -> io::Result<File> {
@@ -40,7 +120,6 @@ fn open_lock(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .open(path)
 }
-
 /// Whether the runner of `id` is alive, judged by its `runner.lock`.
 pub(crate) fn runner_alive(store: &FsStore, id: &TaskId) -> bool {
     match open_lock(&store.runner_lock_path(id)) {
@@ -82,11 +161,28 @@ impl Queue {
         let _ = fs::remove_file(self.dir.join(&self.entry));
     }
 
+    /// Removes the entries of runners that died; returns how many.
+    fn clear_dead(&self, store: &FsStore, names: &[String]) -> usize {
+        let mut dead = 0;
+        for name in names {
+            let alive = name
+                .rsplit('-')
+                .next()
+                .and_then(|id| id.parse::<TaskId>().ok())
+                .is_some_and(|id| runner_alive(store, &id));
+            if !alive {
+                let _ = fs::remove_file(self.dir.join(name));
+                dead += 1;
+            }
+        }
+        dead
+    }
+
     /// One attempt: takes a slot if this runner's turn has come.
-    fn try_take(&self, store: &FsStore) -> io::Result<Option<Slot>> {
+    fn try_take(&self, store: &FsStore) -> io::Result<Turn> {
         match self.lock.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::WouldBlock) => return Ok(Turn::Wait(None)),
             Err(TryLockError::Error(e)) => return Err(e),
         }
         let result = self.take_locked(store);
@@ -94,7 +190,22 @@ impl Queue {
         result
     }
 
-    fn take_locked(&self, store: &FsStore) -> io::Result<Option<Slot>> {
+    fn take_locked(&self, store: &FsStore) -> io::Result<Turn> {
+        let mut entries: Vec<String> = fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| !name.starts_with('.') && *name < self.entry)
+            .collect();
+        entries.sort();
+        if entries.len() >= self.max_parallel {
+            // Far back in the line: no slot can be ours yet, unless those at the head died.
+            // Clear dead entries there (nobody else may be alive to do it), then look again.
+            let head: Vec<String> = entries.iter().take(self.max_parallel).cloned().collect();
+            let dead = self.clear_dead(store, &head);
+            if dead == 0 {
+                return Ok(Turn::Wait(Some(entries.len())));
+            }
+            entries.retain(|name| !head.contains(name) || self.dir.join(name).exists());
+        }
         let mut free = Vec::new();
         for n in 0..self.max_parallel {
             let file = open_lock(&self.slots.join(format!("{n}.lock")))?;
@@ -105,37 +216,29 @@ impl Queue {
             }
         }
         if free.is_empty() {
-            return Ok(None);
+            return Ok(Turn::Wait(Some(entries.len())));
         }
-        let mut entries: Vec<String> = fs::read_dir(&self.dir)?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| *name < self.entry)
-            .collect();
         if entries.len() >= free.len() {
             // Not our turn, unless some of those ahead belong to runners that died.
-            entries.sort();
-            entries.retain(|name| {
-                let alive = name
-                    .rsplit('-')
-                    .next()
-                    .and_then(|id| id.parse::<TaskId>().ok())
-                    .is_some_and(|id| runner_alive(store, &id));
-                if !alive {
-                    let _ = fs::remove_file(self.dir.join(name));
-                }
-                alive
-            });
+            self.clear_dead(store, &entries);
+            entries.retain(|name| self.dir.join(name).exists());
         }
         if entries.len() < free.len() {
             let lock = free.swap_remove(0);
             self.leave();
-            return Ok(Some(Slot { _lock: lock }));
+            return Ok(Turn::Taken(Slot {
+                lock,
+                queue_dir: self.dir.clone(),
+            }));
         }
-        Ok(None)
+        Ok(Turn::Wait(Some(entries.len())))
     }
 }
 
 /// Waits for a slot in FIFO order. Returns `Ok(None)` if `cancel` fires first.
+///
+/// A waiter sleeps until the queue dir changes (inotify) and looks again; it polls only as a
+/// fallback, so a queue of hundreds of waiting runners costs no CPU.
 pub(crate) async fn acquire(
     store: &FsStore,
     record: &TaskRecord,
@@ -143,17 +246,30 @@ pub(crate) async fn acquire(
     cancel: &CancellationToken,
 ) -> io::Result<Option<Slot>> {
     let queue = Queue::join(store, record, max_parallel)?;
+    // Watch before the first look, so that no change between a look and a wait is missed.
+    let watch = Watch::new(&queue.dir)
+        .inspect_err(|e| tracing::warn!("cannot watch the queue, polling instead: {e}"))
+        .ok();
     loop {
-        match queue.try_take(store) {
-            Ok(Some(slot)) => return Ok(Some(slot)),
-            Ok(None) => {}
+        let pause = match queue.try_take(store) {
+            Ok(Turn::Taken(slot)) => return Ok(Some(slot)),
+            Ok(Turn::Wait(None)) => RETRY,
+            Ok(Turn::Wait(Some(_))) if watch.is_some() => FALLBACK,
+            Ok(Turn::Wait(Some(_))) => POLL,
             Err(e) => {
                 queue.leave();
                 return Err(e);
             }
-        }
+        };
+        let changed = async {
+            match &watch {
+                Some(watch) if pause == FALLBACK => watch.changed().await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(POLL) => {}
+            () = changed => {}
+            () = tokio::time::sleep(pause) => {}
             () = cancel.cancelled() => {
                 queue.leave();
                 return Ok(None);
