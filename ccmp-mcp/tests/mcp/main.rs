@@ -649,3 +649,38 @@ fn worktree_isolation_through_mcp() {
     );
     assert!(text.contains("not in a git repository"), "{text}");
 }
+
+#[test]
+fn the_server_reaps_its_runners() {
+    use ccmp_core::TaskStore;
+    let sandbox = Sandbox::new();
+    let mut mcp = Mcp::start(&sandbox, Era::Legacy);
+    let ids: Vec<Value> = (0..5)
+        .map(|_| mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}))["id"].clone())
+        .collect();
+    let waited = mcp.ok("wait_for_tasks", json!({"task_ids": ids}));
+    assert_eq!(waited["finished"].as_array().unwrap().len(), 5);
+    let store = ccmp_core::FsStore::open(sandbox.state()).unwrap();
+    let runners: Vec<i32> = ids
+        .iter()
+        .map(|id| {
+            store
+                .load(&id.as_str().unwrap().parse().unwrap())
+                .unwrap()
+                .runner
+                .unwrap()
+                .pid
+        })
+        .collect();
+    // A runner that exited but was not reaped stays in /proc as a zombie of the server.
+    poll(
+        Duration::from_secs(10),
+        "the server's exited runners to be reaped",
+        || {
+            runners
+                .iter()
+                .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                .then_some(())
+        },
+    );
+}
