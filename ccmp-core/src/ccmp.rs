@@ -17,8 +17,8 @@ use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, Supervisor};
 use crate::task::{DamagedTask, Outcome, TaskId, TaskRecord, TaskStatus, TaskView};
 use crate::worktree::{self, Isolation, Worktree, WorktreeRemoval};
 
-/// How often `wait` and `cancel` look at the store.
-const POLL: Duration = Duration::from_millis(100);
+/// The longest `wait` goes without looking at its tasks, even when told of no change.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// The longest single wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -345,6 +345,8 @@ impl Ccmp {
             }
         }
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
+        // Subscribe before looking, so that no change between a look and the wait is missed.
+        let mut watch = self.store.watch(&resolved);
         loop {
             let mut finished = Vec::new();
             let mut pending = Vec::new();
@@ -368,7 +370,8 @@ impl Ccmp {
                     timed_out: !done,
                 });
             }
-            tokio::time::sleep(POLL.min(deadline - now)).await;
+            // A runner that dies says nothing: look again at least every second to notice `lost`.
+            watch.changed(LOOK_AGAIN.min(deadline - now)).await;
         }
     }
 

@@ -49,7 +49,7 @@ pub use crate::spec::{
     MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, PERMISSION_MODES, TaskRequest, TaskSpec,
 };
 pub use crate::store::{
-    FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore,
+    FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore, TaskWatch,
 };
 pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
 pub use crate::task::{

@@ -127,6 +127,7 @@ lifecycle!(
     prompts_that_look_like_flags_are_just_text,
     root_refusal_explains_is_sandbox,
     nested_claude_code_variables_are_stripped,
+    waiting_costs_no_cpu,
     wait_any_returns_the_first_to_finish,
     list_filters_sorts_and_counts,
     cleanup_refuses_running_tasks_unless_forced,
@@ -699,4 +700,40 @@ async fn nested_claude_code_variables_are_stripped(kind: Kind) {
         .env("CLAUDE_CODE_ENTRYPOINT", "cli");
     let done = wait_one(&ccmp, &ccmp.start(request).unwrap()).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+}
+
+/// CPU time (user + system) this process has used, in clock ticks (1/100 s).
+fn own_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap()
+}
+
+async fn waiting_costs_no_cpu(kind: Kind) {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(kind, &sandbox, 4);
+    let hang = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
+    wait_running(&ccmp, &hang).await;
+    let before = own_cpu_ticks();
+    let outcome = ccmp
+        .wait(
+            &[hang.id.to_string()],
+            WaitMode::All,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    let used = own_cpu_ticks() - before;
+    assert!(outcome.timed_out);
+    // A busy loop would burn about 200 ticks here; looking once a second costs almost nothing.
+    assert!(
+        used < 30,
+        "waiting 2 s on a running task used {used} ticks of CPU"
+    );
+    ccmp.cancel(&hang.id.short()).await.unwrap();
 }

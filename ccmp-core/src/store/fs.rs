@@ -17,7 +17,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Listed, LogChunk, LogRange, LogStream, TaskStore};
+use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
 use crate::error::StoreError;
 use crate::task::{DamagedTask, IdPrefix, SCHEMA_VERSION, TaskId, TaskRecord};
 
@@ -364,6 +364,14 @@ impl TaskStore for FsStore {
 
     fn log_path(&self, id: &TaskId, stream: LogStream) -> Option<PathBuf> {
         Some(self.task_dir(id).join(stream.file_name()))
+    }
+
+    fn watch(&self, ids: &[TaskId]) -> TaskWatch {
+        let dirs: Vec<PathBuf> = ids.iter().map(|id| self.task_dir(id)).collect();
+        TaskWatch::dirs(dirs.iter().map(PathBuf::as_path)).unwrap_or_else(|e| {
+            tracing::debug!("cannot watch task records, polling instead: {e}");
+            TaskWatch::poll()
+        })
     }
 
     fn resolve(&self, input: &str) -> Result<TaskId, StoreError> {

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Listed, LogChunk, LogRange, LogStream, TaskStore};
+use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
 use crate::error::StoreError;
 use crate::task::{TaskId, TaskRecord};
 
@@ -18,15 +18,30 @@ struct Inner {
 }
 
 /// An in-memory store. Cloning shares the same state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
+    /// Bumped on every change, for [`TaskStore::watch`].
+    version: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            version: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn changed(&self) {
+        self.version.send_modify(|v| *v += 1);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -65,6 +80,8 @@ impl TaskStore for MemoryStore {
             });
         }
         inner.records.insert(record.id, record.clone());
+        drop(inner);
+        self.changed();
         Ok(())
     }
 
@@ -81,6 +98,8 @@ impl TaskStore for MemoryStore {
         match inner.records.get_mut(&record.id) {
             Some(slot) => {
                 *slot = record.clone();
+                drop(inner);
+                self.changed();
                 Ok(())
             }
             None => Err(not_found(&record.id)),
@@ -99,6 +118,8 @@ impl TaskStore for MemoryStore {
         let mut inner = self.lock();
         inner.records.remove(id).ok_or_else(|| not_found(id))?;
         inner.logs.retain(|(task, _), _| task != id);
+        drop(inner);
+        self.changed();
         Ok(())
     }
 
@@ -137,5 +158,9 @@ impl TaskStore for MemoryStore {
 
     fn log_path(&self, _id: &TaskId, _stream: LogStream) -> Option<PathBuf> {
         None
+    }
+
+    fn watch(&self, _ids: &[TaskId]) -> TaskWatch {
+        TaskWatch::versions(self.version.subscribe())
     }
 }

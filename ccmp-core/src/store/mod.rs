@@ -6,6 +6,7 @@
 mod fs;
 mod log;
 mod memory;
+mod watch;
 
 use std::fmt;
 use std::io::Write;
@@ -15,6 +16,8 @@ pub use self::fs::FsStore;
 pub(crate) use self::fs::write_atomic;
 pub use self::log::{LogChunk, LogRange, LogStream, MAX_LOG_READ};
 pub use self::memory::MemoryStore;
+pub(crate) use self::watch::DirWatch;
+pub use self::watch::TaskWatch;
 use crate::error::StoreError;
 use crate::task::{DamagedTask, IdPrefix, TaskId, TaskRecord};
 
@@ -58,6 +61,13 @@ pub trait TaskStore: Send + Sync + fmt::Debug {
     ) -> Result<LogChunk, StoreError>;
     /// Where a log lives on disk, if it does.
     fn log_path(&self, id: &TaskId, stream: LogStream) -> Option<PathBuf>;
+
+    /// A subscription to changes of these tasks' records, to wait without polling. Create it
+    /// before looking at the records. The default is told nothing and just sleeps.
+    fn watch(&self, ids: &[TaskId]) -> TaskWatch {
+        let _ = ids;
+        TaskWatch::poll()
+    }
 
     /// Resolves a full id or a unique prefix of 4 or more hex digits.
     fn resolve(&self, input: &str) -> Result<TaskId, StoreError> {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::FsStore;
+use crate::store::{DirWatch, FsStore};
 use crate::task::{TaskId, TaskRecord};
 
 /// How soon to try again when another waiter holds the queue lock for a moment.
@@ -65,49 +65,25 @@ pub(crate) fn poke(queue_dir: &Path) {
 }
 
 /// Tells a waiting runner that the queue changed: an entry left (a runner took a slot or gave
-/// up) or a slot was freed (a poke). A small thread blocks on the inotify descriptor and signals
-/// a [`Notify`](tokio::sync::Notify); dropping the watch removes it, which ends the thread.
+/// up) or a slot was freed (a poke).
 struct Watch {
-    fd: std::sync::Arc<std::os::fd::OwnedFd>,
-    wd: i32,
     changed: std::sync::Arc<tokio::sync::Notify>,
+    _dir: DirWatch,
 }
 
 impl Watch {
     fn new(dir: &Path) -> io::Result<Self> {
-        use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
-        let fd = std::sync::Arc::new(inotify::init(CreateFlags::CLOEXEC)?);
-        let wd = inotify::add_watch(
-            &*fd,
-            dir,
-            WatchFlags::DELETE | WatchFlags::CLOSE_WRITE | WatchFlags::MOVED_TO,
-        )?;
+        use rustix::fs::inotify::WatchFlags;
         let changed = std::sync::Arc::new(tokio::sync::Notify::new());
-        let (reader_fd, notify) = (fd.clone(), changed.clone());
-        std::thread::Builder::new()
-            .name("ccmp-queue-watch".into())
-            .spawn(move || {
-                let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
-                let mut events = inotify::Reader::new(&*reader_fd, &mut buf);
-                while let Ok(event) = events.next() {
-                    if event.events().contains(ReadFlags::IGNORED) {
-                        break;
-                    }
-                    // Stores a permit if nobody is waiting yet: no change is missed.
-                    notify.notify_one();
-                }
-            })?;
-        Ok(Self { fd, wd, changed })
+        let notify = changed.clone();
+        let flags = WatchFlags::DELETE | WatchFlags::CLOSE_WRITE | WatchFlags::MOVED_TO;
+        // notify_one stores a permit when nobody waits yet: no change is missed.
+        let dir = DirWatch::new([dir], flags, move || notify.notify_one())?;
+        Ok(Self { changed, _dir: dir })
     }
 
     async fn changed(&self) {
         self.changed.notified().await;
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = rustix::fs::inotify::remove_watch(&*self.fd, self.wd);
     }
 }
 
