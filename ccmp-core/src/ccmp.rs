@@ -14,7 +14,7 @@ use crate::error::{Error, StoreError};
 use crate::spec::TaskRequest;
 use crate::store::{FsStore, LogChunk, LogRange, LogStream, MemoryStore, TaskStore};
 use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, Supervisor};
-use crate::task::{DamagedTask, Outcome, TaskId, TaskRecord, TaskStatus, TaskView};
+use crate::task::{DamagedTask, Outcome, TaskHeader, TaskId, TaskRecord, TaskStatus, TaskView};
 use crate::worktree::{self, Isolation, Worktree, WorktreeRemoval};
 
 /// The longest `wait` goes without looking at its tasks, even when told of no change.
@@ -292,31 +292,43 @@ impl Ccmp {
         if query.limit == 0 {
             return Err(Error::InvalidArgument("limit must be at least 1".into()));
         }
-        let mut tasks = Vec::new();
+        let active_only = query
+            .states
+            .as_ref()
+            .is_some_and(|states| states.iter().all(|s| !s.is_terminal()));
         let mut damaged = Vec::new();
-        for entry in self.store.list()? {
+        // Headers first; whole records only for live tasks (which must be checked against their
+        // processes) and for the page returned.
+        let mut entries: Vec<(TaskHeader, Option<TaskRecord>)> = Vec::new();
+        for entry in self.store.headers(active_only)? {
             match entry {
-                Ok(record) => {
-                    let record = if record.status.is_terminal() {
-                        record
-                    } else {
-                        self.supervisor.refresh(record)?
-                    };
-                    if query
-                        .states
-                        .as_ref()
-                        .is_none_or(|s| s.contains(&record.status))
-                    {
-                        tasks.push(record);
-                    }
-                }
+                Ok(header) if header.status.is_terminal() => entries.push((header, None)),
+                Ok(header) => match self.status_of(&header.id) {
+                    Ok(record) => entries.push((TaskHeader::from(&record), Some(record))),
+                    Err(Error::Store(StoreError::NotFound { .. })) => {}
+                    Err(e) => return Err(e),
+                },
                 Err(d) => damaged.push(d),
             }
         }
-        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        entries.retain(|(h, _)| query.states.as_ref().is_none_or(|s| s.contains(&h.status)));
+        entries.sort_by(|(a, _), (b, _)| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        let total = entries.len();
+        let mut tasks = Vec::with_capacity(query.limit.min(total));
+        for (header, record) in entries.into_iter().take(query.limit) {
+            match record.map_or_else(|| self.store.load(&header.id), Ok) {
+                Ok(record) => tasks.push(record),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(StoreError::Damaged { path, reason, .. }) => damaged.push(DamagedTask {
+                    id: header.id.to_string(),
+                    short_id: header.id.short(),
+                    path,
+                    reason,
+                }),
+                Err(e) => return Err(e.into()),
+            }
+        }
         damaged.sort_by(|a, b| a.id.cmp(&b.id));
-        let total = tasks.len();
-        tasks.truncate(query.limit);
         Ok(TaskList {
             tasks,
             total,

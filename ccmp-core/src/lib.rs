@@ -53,8 +53,8 @@ pub use crate::store::{
 };
 pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
 pub use crate::task::{
-    AgentProcess, DamagedTask, IdPrefix, MIN_PREFIX_LEN, Outcome, SCHEMA_VERSION, TaskId,
-    TaskRecord, TaskStatus, TaskView,
+    AgentProcess, DamagedTask, IdPrefix, MIN_PREFIX_LEN, Outcome, SCHEMA_VERSION, TaskHeader,
+    TaskId, TaskRecord, TaskStatus, TaskView,
 };
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};
 

@@ -473,6 +473,27 @@ pub struct TaskView {
     pub worktree: Option<Worktree>,
 }
 
+/// What listing needs to know of a task before reading all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TaskHeader {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its state as recorded.
+    pub status: TaskStatus,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&TaskRecord> for TaskHeader {
+    fn from(record: &TaskRecord) -> Self {
+        Self {
+            id: record.id,
+            status: record.status,
+            created_at: record.created_at,
+        }
+    }
+}
+
 /// A task whose record could not be read. It is reported on its own; other tasks are unaffected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DamagedTask {

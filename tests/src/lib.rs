@@ -162,8 +162,18 @@ impl Sandbox {
 impl Drop for Sandbox {
     /// A failed test must not leak agents: kill whatever still carries one of our task ids.
     fn drop(&mut self) {
-        let tasks = self.state().join("tasks");
-        for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+        // Task dirs live in shards: tasks/<first two hex digits>/<id>.
+        let shards = std::fs::read_dir(self.state().join("tasks"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        let task_dirs = shards.flat_map(|shard| {
+            std::fs::read_dir(shard.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        });
+        for entry in task_dirs {
             let Some(id) = entry
                 .file_name()
                 .to_str()

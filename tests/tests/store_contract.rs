@@ -45,6 +45,34 @@ fn store_contract(store: &dyn TaskStore) {
         .collect();
     assert_eq!(listed, ids);
 
+    // Headers: all tasks, or only live ones.
+    let mut done = record("third task");
+    store.create(&done).unwrap();
+    done.status = TaskStatus::Succeeded;
+    store.save(&done).unwrap();
+    let header_ids = |active: bool| -> BTreeSet<_> {
+        store
+            .headers(active)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.unwrap().id)
+            .collect()
+    };
+    assert_eq!(header_ids(true), BTreeSet::from([a.id, b.id]));
+    assert_eq!(header_ids(false), BTreeSet::from([a.id, b.id, done.id]));
+    let header = store
+        .headers(false)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .find(|h| h.id == done.id)
+        .unwrap();
+    assert_eq!(
+        (header.status, header.created_at),
+        (TaskStatus::Succeeded, done.created_at)
+    );
+    store.remove(&done.id).unwrap();
+
     // Resolution: full id, short id, prefixes, bad input.
     assert_eq!(store.resolve(&a.id.to_string()).unwrap(), a.id);
     assert_eq!(store.resolve(&a.id.short()).unwrap(), a.id);
@@ -168,12 +196,18 @@ mod fs_only {
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(task_dir.join("record.json")).unwrap()).unwrap();
         assert_eq!(json["schema"], 1);
-        // Nothing but the task dir is left behind: no temp files or staging dirs.
+        // Nothing but the task dir (in its shard) is left behind: no temp files or staging dirs.
         let names: Vec<_> = std::fs::read_dir(store.root().join("tasks"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, vec![OsString::from(r.id.simple())]);
+        assert_eq!(names, vec![OsString::from(&r.id.simple()[..2])]);
+        let shard: Vec<_> = std::fs::read_dir(task_dir.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(shard, vec![OsString::from(r.id.simple())]);
+        assert_eq!(mode(task_dir.parent().unwrap()), 0o700);
         let files: BTreeSet<_> = std::fs::read_dir(&task_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -187,7 +221,7 @@ mod fs_only {
         let store = FsStore::open(dir.path()).unwrap();
         let id: ccmp_core::TaskId = "3f9a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b".parse().unwrap();
         let task_dir = store.task_dir(&id);
-        std::fs::create_dir(&task_dir).unwrap();
+        std::fs::create_dir_all(&task_dir).unwrap();
         std::fs::copy(
             concat!(env!("CARGO_MANIFEST_DIR"), "/data/record-v1.json"),
             task_dir.join("record.json"),
@@ -222,7 +256,7 @@ mod fs_only {
         for (_, content) in cases {
             let id = ccmp_core::TaskId::new();
             let task_dir = store.task_dir(&id);
-            std::fs::create_dir(&task_dir).unwrap();
+            std::fs::create_dir_all(&task_dir).unwrap();
             if let Some(content) = content {
                 std::fs::write(task_dir.join("record.json"), content).unwrap();
             }
@@ -244,6 +278,23 @@ mod fs_only {
             store.remove(&id).unwrap();
         }
         assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn live_tasks_are_listed_from_markers_and_stale_markers_are_tidied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let mut r = record("x");
+        store.create(&r).unwrap();
+        let marker = dir.path().join("active").join(r.id.simple());
+        assert!(marker.exists());
+        r.status = TaskStatus::Failed;
+        store.save(&r).unwrap();
+        assert!(!marker.exists(), "a terminal task keeps its active marker");
+        // A marker left behind (as by a crash between the two writes) is tidied by the next look.
+        std::fs::write(&marker, "").unwrap();
+        assert!(store.headers(true).unwrap().is_empty());
+        assert!(!marker.exists());
     }
 
     #[test]

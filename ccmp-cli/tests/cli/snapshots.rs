@@ -13,6 +13,7 @@ fn filters(sandbox: &Sandbox) -> Vec<(String, String)> {
         .to_string();
     vec![
         (regex_escape(&state), "[STATE]".into()),
+        (r"/tasks/[0-9a-f]{2}/".into(), "/tasks/[SHARD]/".into()),
         (r"\b[0-9a-f]{32}\b".into(), "[ID32]".into()),
         (
             r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b".into(),

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
 use crate::error::StoreError;
-use crate::task::{DamagedTask, IdPrefix, SCHEMA_VERSION, TaskId, TaskRecord};
+use crate::task::{DamagedTask, IdPrefix, SCHEMA_VERSION, TaskHeader, TaskId, TaskRecord};
 
 const RECORD: &str = "record.json";
 
@@ -28,6 +28,7 @@ const RECORD: &str = "record.json";
 pub struct FsStore {
     root: PathBuf,
     tasks: PathBuf,
+    active: PathBuf,
 }
 
 impl FsStore {
@@ -47,7 +48,7 @@ impl FsStore {
             .create(&root)
             .map_err(unwritable)?;
         let root = root.canonicalize().map_err(unwritable)?;
-        for sub in ["tasks", "queue", "slots"] {
+        for sub in ["tasks", "active", "queue", "slots"] {
             DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -59,6 +60,7 @@ impl FsStore {
         }
         Ok(Self {
             tasks: root.join("tasks"),
+            active: root.join("active"),
             root,
         })
     }
@@ -75,7 +77,51 @@ impl FsStore {
 
     /// The directory that holds one task's record and logs.
     pub fn task_dir(&self, id: &TaskId) -> PathBuf {
-        self.tasks.join(id.simple())
+        let name = id.simple();
+        self.tasks.join(&name[..2]).join(name)
+    }
+
+    /// The shard that holds a task's dir: tasks are spread over up to 256 dirs by the first two
+    /// hex digits of their id, so that resolving a prefix reads one small dir.
+    fn shard_dir(&self, id: &TaskId) -> PathBuf {
+        self.tasks.join(&id.simple()[..2])
+    }
+
+    /// The marker that lists a task as queued or running.
+    fn active_marker(&self, id: &TaskId) -> PathBuf {
+        self.active.join(id.simple())
+    }
+
+    /// Keeps the active marker in step with the record's state. A stale marker is harmless
+    /// (readers check the record); a missing one is restored by the next save.
+    fn mark_active(&self, record: &TaskRecord) {
+        let marker = self.active_marker(&record.id);
+        if record.status.is_terminal() {
+            let _ = fs::remove_file(marker);
+        } else if !marker.exists() {
+            let _ = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(marker);
+        }
+    }
+
+    fn shards(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let entries = fs::read_dir(&self.tasks).map_err(|e| StoreError::read(&self.tasks, e))?;
+        let mut shards = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::read(&self.tasks, e))?;
+            let name = entry.file_name();
+            let is_shard = name
+                .to_str()
+                .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if is_shard {
+                shards.push(entry.path());
+            }
+        }
+        Ok(shards)
     }
 
     /// The lock file a task's runner holds while it lives.
@@ -126,7 +172,9 @@ impl FsStore {
             } else {
                 StoreError::write(dir.join(RECORD), e)
             }
-        })
+        })?;
+        self.mark_active(record);
+        Ok(())
     }
 }
 
@@ -249,10 +297,18 @@ impl TaskStore for FsStore {
                 id: record.id.short(),
             });
         }
+        let shard = self.shard_dir(&record.id);
+        match DirBuilder::new().mode(0o700).create(&shard) {
+            Ok(()) => sync_dir(&self.tasks).map_err(|e| StoreError::write(&self.tasks, e))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::write(&shard, e)),
+        }
         fs::rename(staging.path(), &final_dir).map_err(|e| StoreError::write(&final_dir, e))?;
         // The staging dir is now the task dir; do not let the guard delete anything.
         let _ = staging.keep();
-        sync_dir(&self.tasks).map_err(|e| StoreError::write(&self.tasks, e))
+        sync_dir(&shard).map_err(|e| StoreError::write(&shard, e))?;
+        self.mark_active(record);
+        Ok(())
     }
 
     fn load(&self, id: &TaskId) -> Result<TaskRecord, StoreError> {
@@ -267,8 +323,69 @@ impl TaskStore for FsStore {
         self.replace(record, false)
     }
 
+    fn headers(
+        &self,
+        active_only: bool,
+    ) -> Result<Vec<Result<TaskHeader, DamagedTask>>, StoreError> {
+        let ids = if active_only {
+            dir_ids(&self.active)?
+        } else {
+            self.ids()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let path = self.record_path(&id);
+            let header = match fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice::<TaskHeader>(&bytes)
+                    .ok()
+                    .filter(|h| h.id == id)
+                    .map(Ok)
+                    // Not a plain header: read it in full to say what is wrong.
+                    .unwrap_or_else(|| {
+                        parse_record(&id, &path, &bytes).map(|r| TaskHeader::from(&r))
+                    }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.read_record(&id).map(|r| TaskHeader::from(&r))
+                }
+                Err(e) => Err(StoreError::read(&path, e)),
+            };
+            match header {
+                Ok(header) => {
+                    if active_only && header.status.is_terminal() {
+                        // A marker left behind by a crash: tidy it.
+                        let _ = fs::remove_file(self.active_marker(&id));
+                        continue;
+                    }
+                    out.push(Ok(header));
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    if active_only {
+                        let _ = fs::remove_file(self.active_marker(&id));
+                    }
+                }
+                Err(StoreError::Damaged { path, reason, .. }) => out.push(Err(DamagedTask {
+                    id: id.to_string(),
+                    short_id: id.short(),
+                    path,
+                    reason,
+                })),
+                Err(other) => out.push(Err(DamagedTask {
+                    id: id.to_string(),
+                    short_id: id.short(),
+                    path,
+                    reason: format!("{other}"),
+                })),
+            }
+        }
+        Ok(out)
+    }
+
     fn ids(&self) -> Result<Vec<TaskId>, StoreError> {
-        dir_ids(&self.tasks)
+        let mut ids = Vec::new();
+        for shard in self.shards()? {
+            ids.extend(dir_ids(&shard)?);
+        }
+        Ok(ids)
     }
 
     fn list(&self) -> Result<Vec<Listed>, StoreError> {
@@ -296,6 +413,7 @@ impl TaskStore for FsStore {
 
     fn remove(&self, id: &TaskId) -> Result<(), StoreError> {
         let dir = self.task_dir(id);
+        let _ = fs::remove_file(self.active_marker(id));
         let trash = self
             .tasks
             .join(format!(".trash-{}-{}", id.simple(), TaskId::new().short()));
@@ -306,7 +424,8 @@ impl TaskStore for FsStore {
             }
             Err(e) => return Err(StoreError::write(&dir, e)),
         }
-        sync_dir(&self.tasks).map_err(|e| StoreError::write(&self.tasks, e))?;
+        let shard = self.shard_dir(id);
+        sync_dir(&shard).map_err(|e| StoreError::write(&shard, e))?;
         fs::remove_dir_all(&trash).map_err(|e| StoreError::write(&trash, e))
     }
 
@@ -387,6 +506,15 @@ impl TaskStore for FsStore {
                 })
             };
         }
-        prefix.resolve(self.ids()?)
+        // Every prefix has at least 4 digits, so it names one shard.
+        let shard = self.tasks.join(&prefix.as_str()[..2]);
+        let ids = match dir_ids(&shard) {
+            Ok(ids) => ids,
+            Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        prefix.resolve(ids)
     }
 }

@@ -19,7 +19,7 @@ pub use self::memory::MemoryStore;
 pub(crate) use self::watch::DirWatch;
 pub use self::watch::TaskWatch;
 use crate::error::StoreError;
-use crate::task::{DamagedTask, IdPrefix, TaskId, TaskRecord};
+use crate::task::{DamagedTask, IdPrefix, TaskHeader, TaskId, TaskRecord};
 
 /// One entry of [`TaskStore::list`]: a record, or a task whose record cannot be read.
 pub type Listed = Result<TaskRecord, DamagedTask>;
@@ -61,6 +61,23 @@ pub trait TaskStore: Send + Sync + fmt::Debug {
     ) -> Result<LogChunk, StoreError>;
     /// Where a log lives on disk, if it does.
     fn log_path(&self, id: &TaskId, stream: LogStream) -> Option<PathBuf>;
+
+    /// Headers (id, state, creation time) of every task, or only of those that may be queued or
+    /// running; damaged records are reported as such. Cheaper than [`list`](Self::list) where a
+    /// store can read less than whole records.
+    fn headers(
+        &self,
+        active_only: bool,
+    ) -> Result<Vec<Result<TaskHeader, DamagedTask>>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|entry| entry.map(|record| TaskHeader::from(&record)))
+            .filter(|entry| {
+                !active_only || entry.as_ref().map_or(true, |h| !h.status.is_terminal())
+            })
+            .collect())
+    }
 
     /// A subscription to changes of these tasks' records, to wait without polling. Create it
     /// before looking at the records. The default is told nothing and just sleeps.
