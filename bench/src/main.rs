@@ -94,6 +94,21 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Private memory (clean + dirty) and proportional set size of a process, in KiB.
+fn private_and_pss_kib(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("Private_Clean:") + field("Private_Dirty:"),
+        field("Pss:"),
+    )
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -554,12 +569,26 @@ fn memory_and_idle(sizes: &Sizes, rows: &mut Vec<Row>, server_rss: u64) -> anyho
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let runner_rss: Vec<u64> = runners.iter().map(|pid| rss_kib(*pid as u32)).collect();
-    let mut sorted = runner_rss.clone();
-    sorted.sort();
+    let median = |mut values: Vec<u64>| -> u64 {
+        values.sort();
+        values[values.len() / 2]
+    };
+    let rss = median(runners.iter().map(|pid| rss_kib(*pid as u32)).collect());
+    let private = median(
+        runners
+            .iter()
+            .map(|pid| private_and_pss_kib(*pid as u32).0)
+            .collect(),
+    );
+    let pss = median(
+        runners
+            .iter()
+            .map(|pid| private_and_pss_kib(*pid as u32).1)
+            .collect(),
+    );
     rows.push(row(
-        "runner RSS (median of 50 running tasks)",
-        mib(sorted[sorted.len() / 2]),
+        "runner memory, median of 50 running tasks: private / PSS / RSS (RSS counts the shared binary)",
+        format!("{} / {} / {}", mib(private), mib(pss), mib(rss)),
         "<= 2 MiB",
     ));
     let server_pid = server.child.id() as i32;
