@@ -387,17 +387,33 @@ impl Ccmp {
         }
     }
 
+    /// Asks a queued or running task to stop and returns at once; the task records `cancelled`
+    /// when it has stopped (within the grace period). A finished task is left as it is.
+    pub fn request_cancel(&self, id: &str) -> Result<CancelOutcome, Error> {
+        let record = self.status(id)?;
+        let already_finished = record.status.is_terminal();
+        if !already_finished {
+            self.supervisor.cancel(&record)?;
+        }
+        Ok(CancelOutcome {
+            record,
+            already_finished,
+        })
+    }
+
     /// Cancels a queued or running task and waits (up to the grace period and a little more)
     /// for it to record `cancelled`.
     pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, Error> {
-        let record = self.status(id)?;
-        if record.status.is_terminal() {
+        let CancelOutcome {
+            record,
+            already_finished,
+        } = self.request_cancel(id)?;
+        if already_finished {
             return Ok(CancelOutcome {
                 record,
-                already_finished: true,
+                already_finished,
             });
         }
-        self.supervisor.cancel(&record)?;
         let outcome = self
             .wait(
                 &[record.id.to_string()],

@@ -11,6 +11,7 @@ mod params;
 mod reply;
 mod server;
 mod stdin;
+mod tasks;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

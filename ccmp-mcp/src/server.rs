@@ -7,12 +7,14 @@
 use std::time::Duration;
 
 use ccmp_core::{Ccmp, CleanupTarget, ListQuery, LogRange, LogStream, TaskStatus, WaitMode};
+use rmcp::ErrorData;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
+    CallToolResponse, CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult,
     Implementation, ProgressNotificationParam, RequestMetaObject, ServerCapabilities, ServerConfig,
 };
-use rmcp::service::{Peer, RoleServer};
+use rmcp::service::{Peer, RequestContext, RoleServer};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 use tokio_util::sync::CancellationToken;
 
@@ -127,18 +129,18 @@ impl Server {
 impl Server {
     /// Run a Claude Code task and wait for its result. If it is not done within max_wait_s,
     /// returns the running task; wait_for_tasks then waits for it.
-    #[tool(annotations(
-        read_only_hint = false,
-        destructive_hint = false,
-        open_world_hint = true
-    ))]
+    #[tool(
+        annotations(read_only_hint = false, destructive_hint = false, open_world_hint = true),
+        output_schema = rmcp::handler::server::tool::schema_for_output::<TaskReply>()
+    )]
     async fn execute_cc_task(
         &self,
         Parameters(params): Parameters<ExecuteParams>,
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
-    ) -> Result<Json<TaskReply>, String> {
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, String> {
         let max_wait = params.max_wait_s.unwrap_or(600.0);
         if !(max_wait.is_finite() && max_wait > 0.0 && max_wait <= 86_400.0) {
             return Err(format!(
@@ -146,6 +148,18 @@ impl Server {
             ));
         }
         let record = self.start(params.task)?;
+        // A client that speaks the tasks extension backgrounds the call itself and polls
+        // tasks/get, which reads ccmp's store: answer with the task at once.
+        // (The request's `_meta` is in `meta`; the extractor took it out of `context`, which still
+        // knows the capabilities a 2025-11-25 session declared at initialize.)
+        let declared = meta
+            .client_capabilities()
+            .or_else(|| context.client_capabilities())
+            .is_some_and(|caps| caps.supports_tasks());
+        if declared {
+            let task = crate::tasks::task_of(&self.ccmp, &record);
+            return Ok(CreateTaskResult::new(task).into());
+        }
         let id = record.id.to_string();
         let token = meta.get_progress_token();
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(max_wait);
@@ -172,13 +186,16 @@ impl Server {
                 .next()
                 .unwrap_or(record.clone());
             if record.status.is_terminal() {
-                return Ok(Json(TaskReply::new(&self.ccmp, &record)));
+                return Ok(
+                    crate::tasks::structured(&TaskReply::new(&self.ccmp, &record), false).into(),
+                );
             }
             if tokio::time::Instant::now() >= deadline {
                 let note = format!(
                     "Not done after max_wait_s={max_wait}; it keeps running in the background."
                 );
-                return Ok(Json(TaskReply::new(&self.ccmp, &record).with_note(&note)));
+                let reply = TaskReply::new(&self.ccmp, &record).with_note(&note);
+                return Ok(crate::tasks::structured(&reply, false).into());
             }
             if let Some(token) = &token {
                 reports += 1;
@@ -395,12 +412,42 @@ impl Server {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("ccmp", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "ccmp runs Claude Code tasks in the background, in parallel. Start several with \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(Implementation::new("ccmp", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "ccmp runs Claude Code tasks in the background, in parallel. Start several with \
                  start_cc_task_async, keep working, then collect them with wait_for_tasks. Tasks \
                  outlive this session; ids accept any unique prefix.",
-            )
+        )
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let record = self
+            .ccmp
+            .status(&request.task_id)
+            .map_err(crate::tasks::not_found)?;
+        Ok(GetTaskResult::new(crate::tasks::detailed(
+            &self.ccmp, &record,
+        )))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.ccmp
+            .request_cancel(&request.task_id)
+            .map_err(crate::tasks::not_found)?;
+        Ok(())
     }
 }

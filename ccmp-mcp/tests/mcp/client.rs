@@ -25,6 +25,8 @@ pub struct Mcp {
     lines: Receiver<Value>,
     next_id: u64,
     era: Era,
+    /// Client capabilities sent with every request (2026-07-28) or at initialize (2025-11-25).
+    caps: Value,
     /// Notifications received while waiting for responses.
     pub notifications: Vec<Value>,
 }
@@ -50,7 +52,11 @@ impl Mcp {
         Self::spawn(server_command(sandbox), era)
     }
 
-    pub fn spawn(mut cmd: Command, era: Era) -> Self {
+    pub fn spawn(cmd: Command, era: Era) -> Self {
+        Self::spawn_with_caps(cmd, era, json!({}))
+    }
+
+    pub fn spawn_with_caps(mut cmd: Command, era: Era, caps: Value) -> Self {
         let mut child = cmd.spawn().expect("start ccmp-mcp");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = channel();
@@ -71,13 +77,14 @@ impl Mcp {
             lines: rx,
             next_id: 0,
             era,
+            caps: caps.clone(),
             notifications: Vec::new(),
         };
         match era {
             Era::Legacy => {
                 let init = mcp.request(
                     "initialize",
-                    json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+                    json!({"protocolVersion": "2025-11-25", "capabilities": caps, "clientInfo": {"name": "test", "version": "1"}}),
                 );
                 assert_eq!(init["result"]["serverInfo"]["name"], "ccmp", "{init}");
                 mcp.notify("notifications/initialized", json!({}));
@@ -101,7 +108,7 @@ impl Mcp {
             Era::Modern => json!({
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
                 "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientCapabilities": self.caps,
             }),
         };
         if let Some(Value::Object(extra)) = extra_meta {

@@ -3,6 +3,7 @@
 
 mod client;
 mod python;
+mod tasks;
 
 use std::time::{Duration, Instant};
 
