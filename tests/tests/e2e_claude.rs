@@ -1,0 +1,427 @@
+//! The end-to-end tier: the real Claude Code CLI (`@anthropic-ai/claude-code@2.1.331`, installed
+//! by `.ci/setup-e2e` into `tests/e2e/node_modules`), run offline against the loopback mock of
+//! the Messages API in `tests/e2e/mock_anthropic.py`, as the agent ccmp runs and as the MCP
+//! client that loads ccmp-mcp.
+//!
+//! Run this tier alone with `cargo nextest run -p ccmp-tests --test e2e_claude`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ccmp_core::{Ccmp, Config, FsStore, TaskRecord, TaskRequest, TaskStatus, WaitMode};
+use ccmp_tests::{Sandbox, poll, task_processes, workspace_bin};
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+fn claude() -> PathBuf {
+    let path = e2e_dir().join("node_modules/.bin/claude");
+    assert!(
+        path.exists(),
+        "{} is missing: run .ci/setup-e2e (the CI script does) to install the pinned Claude Code CLI",
+        path.display()
+    );
+    path
+}
+
+/// The mock Messages API, on a free loopback port, with its request log.
+struct Mock {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Mock {
+    fn start(dir: &Path) -> Self {
+        let log = dir.join("mock-requests.jsonl");
+        let mut child = Command::new("python3")
+            .arg(e2e_dir().join("mock_anthropic.py"))
+            .env("MOCK_LOG", &log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the mock");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "mock said {line:?}");
+        Self { child, url, log }
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One scenario: a sandbox, a mock, and the environment that keeps the CLI offline and hermetic.
+struct Scene {
+    sandbox: Sandbox,
+    mock: Mock,
+}
+
+impl Scene {
+    fn new() -> Self {
+        let sandbox = Sandbox::new();
+        for dir in ["home", "cc-tmp"] {
+            std::fs::create_dir(sandbox.path(dir)).unwrap();
+        }
+        let mock = Mock::start(sandbox.root());
+        Self { sandbox, mock }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ANTHROPIC_BASE_URL", self.mock.url.clone()),
+            ("ANTHROPIC_API_KEY", "sk-ant-dummy".into()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+            ("DISABLE_TELEMETRY", "1".into()),
+            ("DISABLE_ERROR_REPORTING", "1".into()),
+            ("DISABLE_AUTOUPDATER", "1".into()),
+            ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
+            ("IS_SANDBOX", "1".into()),
+            ("HOME", self.sandbox.path("home").display().to_string()),
+            (
+                "CLAUDE_CODE_TMPDIR",
+                self.sandbox.path("cc-tmp").display().to_string(),
+            ),
+        ]
+    }
+
+    fn request(&self, prompt: &str) -> TaskRequest {
+        let mut request = TaskRequest {
+            agent: Some(claude()),
+            ..TaskRequest::new(prompt)
+        }
+        .working_dir(self.sandbox.work());
+        for (key, value) in self.env() {
+            request = request.env(key, value);
+        }
+        request
+    }
+
+    fn ccmp(&self, max_parallel: usize) -> Ccmp {
+        let config = Config {
+            max_parallel,
+            grace: Duration::from_secs(5),
+            agent_program: claude().into_os_string(),
+        };
+        Ccmp::open_with_runner(
+            FsStore::open(self.sandbox.state()).unwrap(),
+            config,
+            workspace_bin("ccmp-test-host"),
+        )
+    }
+}
+
+async fn run(ccmp: &Ccmp, request: TaskRequest) -> TaskRecord {
+    let started = ccmp.start(request).unwrap();
+    let outcome = ccmp
+        .wait(&[started.id.to_string()], WaitMode::All, LONG)
+        .await
+        .unwrap();
+    assert!(!outcome.timed_out, "the task did not finish");
+    outcome.finished.into_iter().next().unwrap()
+}
+
+fn no_claude_left(record: &TaskRecord) {
+    let id = record.id.to_string();
+    poll(
+        Duration::from_secs(10),
+        "no process of the task to be left",
+        || task_processes(&id).is_empty().then_some(()),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_the_real_claude_on_a_prompt() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let done = run(&ccmp, scene.request("write tests for utils.py")).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+    let view = ccmp.view(&done);
+    assert_eq!(
+        view.result.as_deref(),
+        Some("MOCK-OK: write tests for utils.py")
+    );
+    assert!(uuid::Uuid::parse_str(view.session_id.as_deref().unwrap()).is_ok());
+    assert_eq!(view.num_turns, Some(1));
+    assert!(
+        view.cost_usd.unwrap() > 0.0,
+        "the CLI prices the mock's tokens"
+    );
+    assert_eq!(view.model.as_deref(), Some("claude-opus-5-5"));
+    let requests = scene.mock.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["prompt"], "write tests for utils.py");
+    assert_eq!(requests[0]["stream"], true);
+    no_claude_left(&done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_tool_use_writes_with_skip_permissions_and_is_denied_without() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let target = scene
+        .sandbox
+        .work()
+        .canonicalize()
+        .unwrap()
+        .join("mock-written.txt");
+    let done = run(
+        &ccmp,
+        scene.request(&format!("PLEASE-WRITE {}", target.display())),
+    )
+    .await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "written by the mock model\n"
+    );
+    assert_eq!(ccmp.view(&done).num_turns, Some(2));
+    std::fs::remove_file(&target).unwrap();
+
+    let denied = TaskRequest {
+        skip_permissions: Some(false),
+        ..scene.request(&format!("PLEASE-WRITE {}", target.display()))
+    };
+    let done = run(&ccmp, denied).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+    assert!(!target.exists(), "the write was not denied");
+    let denials = ccmp.view(&done).permission_denials;
+    assert_eq!(denials.len(), 1, "{denials:?}");
+    assert_eq!(denials[0]["tool_name"], "Write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_api_fails_the_task_with_the_api_error() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let done = run(&ccmp, scene.request("PLEASE-529")).await;
+    assert_eq!(done.status, TaskStatus::Failed);
+    let view = ccmp.view(&done);
+    let error = view.error.unwrap();
+    assert!(
+        error.contains("HTTP 529") && error.contains("Overloaded"),
+        "{error}"
+    );
+    assert_eq!(view.is_error, Some(true));
+    // CLAUDE_CODE_MAX_RETRIES=0: one request, no three-minute retry loop.
+    assert_eq!(scene.mock.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_resumes_the_session() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let first = run(&ccmp, scene.request("refactor database.py")).await;
+    assert_eq!(first.status, TaskStatus::Succeeded, "{:?}", first.outcome);
+    let next = ccmp
+        .follow_up(&first.id.short(), "now run the tests")
+        .unwrap();
+    let outcome = ccmp
+        .wait(&[next.id.to_string()], WaitMode::All, LONG)
+        .await
+        .unwrap();
+    let second = &outcome.finished[0];
+    assert_eq!(second.status, TaskStatus::Succeeded, "{:?}", second.outcome);
+    assert_eq!(
+        second.session_id, first.session_id,
+        "--resume keeps the session id"
+    );
+    let (c1, c2) = (
+        ccmp.view(&first).cost_usd.unwrap(),
+        ccmp.view(second).cost_usd.unwrap(),
+    );
+    assert!(c2 > c1, "cost adds up over the session: {c1} then {c2}");
+    let requests = scene.mock.requests();
+    let last = requests.last().unwrap();
+    assert_eq!(
+        last["prompts"],
+        json!(["refactor database.py", "now run the tests"]),
+        "{last}"
+    );
+    assert!(
+        last["msgs"].as_u64().unwrap() >= 4,
+        "the mock saw the earlier turns: {last}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_a_slow_reply_leaves_nothing_running() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let started = ccmp.start(scene.request("PLEASE-SLOW")).unwrap();
+    let id = started.id.to_string();
+    poll(LONG, "the CLI to be waiting on the mock", || {
+        let requests = scene.mock.requests();
+        (!requests.is_empty()).then_some(())
+    });
+    let outcome = ccmp.cancel(&id).await.unwrap();
+    assert_eq!(
+        outcome.record.status,
+        TaskStatus::Cancelled,
+        "{:?}",
+        outcome.record
+    );
+    // SIGTERM: the real CLI exits 143 at once, well within the grace period.
+    assert_eq!(ccmp.view(&outcome.record).exit_code, Some(143));
+    no_claude_left(&outcome.record);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_during_a_slow_reply_times_out() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let done = run(&ccmp, scene.request("PLEASE-SLOW").timeout_secs(4.0)).await;
+    assert_eq!(done.status, TaskStatus::TimedOut, "{:?}", done.outcome);
+    no_claude_left(&done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_that_look_like_flags_reach_the_model_verbatim() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    for prompt in ["-rf please", "--model=evil", "-p"] {
+        let done = run(&ccmp, scene.request(prompt)).await;
+        assert_eq!(
+            done.status,
+            TaskStatus::Succeeded,
+            "{prompt}: {:?}",
+            done.outcome
+        );
+        assert_eq!(
+            ccmp.view(&done).model.as_deref(),
+            Some("claude-opus-5-5"),
+            "{prompt}"
+        );
+    }
+    let prompts: Vec<Value> = scene
+        .mock
+        .requests()
+        .iter()
+        .map(|r| r["prompt"].clone())
+        .collect();
+    assert_eq!(
+        prompts,
+        vec![json!("-rf please"), json!("--model=evil"), json!("-p")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_real_tasks_with_max_parallel_two() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(2);
+    let ids: Vec<String> = (0..5)
+        .map(|n| {
+            ccmp.start(scene.request(&format!("task number {n}")))
+                .unwrap()
+                .id
+                .to_string()
+        })
+        .collect();
+    let outcome = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
+    assert!(!outcome.timed_out);
+    assert!(
+        outcome
+            .finished
+            .iter()
+            .all(|r| r.status == TaskStatus::Succeeded)
+    );
+    // At no moment were more than two agents running.
+    let mut events: Vec<(chrono::DateTime<chrono::Utc>, i32)> = Vec::new();
+    for r in &outcome.finished {
+        events.push((r.started_at.unwrap(), 1));
+        events.push((r.finished_at.unwrap(), -1));
+    }
+    events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let peak = events.iter().scan(0, |n, (_, d)| {
+        *n += d;
+        Some(*n)
+    });
+    assert!(peak.max().unwrap() <= 2, "more than two ran at once");
+}
+
+#[test]
+fn the_real_claude_code_drives_ccmp_mcp() {
+    let scene = Scene::new();
+    let config = scene.sandbox.path("mcp.json");
+    let server = json!({"mcpServers": {"ccmp": {
+        "type": "stdio",
+        "command": workspace_bin("ccmp-mcp"),
+        "args": [],
+        "env": {
+            "CCMP_STATE_DIR": scene.sandbox.state(),
+            "CCMP_CLAUDE_BIN": workspace_bin("fake-claude"),
+            "IS_SANDBOX": "1",
+            "CLAUDE_CONFIG_DIR": scene.sandbox.path("claude-config"),
+        },
+    }}});
+    std::fs::write(&config, server.to_string()).unwrap();
+    let output = Command::new(claude())
+        .args(["-p", "--output-format", "json", "--mcp-config"])
+        .arg(&config)
+        .args([
+            "--strict-mcp-config",
+            "--allowedTools=mcp__ccmp__start_cc_task_async",
+            "--allowedTools=mcp__ccmp__wait_for_tasks",
+            "--",
+            "PLEASE-CCMP start a task and wait for it",
+        ])
+        .envs(scene.env())
+        .current_dir(scene.sandbox.work())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "claude failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["num_turns"], 3, "{result}");
+    assert!(
+        result["result"].as_str().unwrap().starts_with("MCP-DONE."),
+        "{result}"
+    );
+    // What the real client handed back to the model: the started task's id, then its end.
+    let requests = scene.mock.requests();
+    let results: Vec<String> = requests.last().unwrap()["tool_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(results.len(), 2, "{requests:?}");
+    let store = FsStore::open(scene.sandbox.state()).unwrap();
+    let ids = ccmp_core::TaskStore::ids(&store).unwrap();
+    assert_eq!(ids.len(), 1, "one nested task");
+    let nested = ccmp_core::TaskStore::load(&store, &ids[0]).unwrap();
+    assert!(
+        results[0].contains(&nested.id.to_string()),
+        "{}",
+        results[0]
+    );
+    assert!(results[1].contains("succeeded"), "{}", results[1]);
+    assert_eq!(nested.status, TaskStatus::Succeeded);
+}
