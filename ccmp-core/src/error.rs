@@ -123,6 +123,16 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// The state directory could be tampered with by another user.
+    #[error(
+        "state dir `{path}` is not safe to use: {reason}; use a private directory (owned by you, mode 700) or set CCMP_STATE_DIR"
+    )]
+    StateDirInsecure {
+        /// The state dir.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// No state directory was given and none could be derived from the environment.
     #[error("cannot find a home directory for the default state dir; set CCMP_STATE_DIR")]
     NoStateDir,

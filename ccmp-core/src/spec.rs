@@ -98,6 +98,13 @@ impl TaskRequest {
         if self.prompt.trim().is_empty() {
             return Err(SpecError::EmptyPrompt);
         }
+        if self.prompt.contains('\0') {
+            return Err(SpecError::InvalidField {
+                field: "prompt",
+                value: escape(&self.prompt),
+                reason: "it contains NUL bytes; send text",
+            });
+        }
         if self.prompt.len() > MAX_PROMPT_BYTES {
             return Err(SpecError::PromptTooLarge {
                 len: self.prompt.len(),

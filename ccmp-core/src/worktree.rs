@@ -142,6 +142,7 @@ fn lock_repo(root: &Path, common_dir: &Path) -> Result<RepoLock, WorktreeError> 
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(crate::store::NOFOLLOW)
         .open(&path)
         .map_err(io_err)?;
     let start = Instant::now();

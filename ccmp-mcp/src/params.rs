@@ -10,10 +10,11 @@ use serde::Deserialize;
 
 /// What to run. Shared by `execute_cc_task` and `start_cc_task_async`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TaskParams {
     /// The task for Claude Code, as you would type it.
     pub prompt: String,
-    /// Directory to work in. Default: the server's current directory.
+    /// Directory to work in (default: the server's).
     pub working_dir: Option<String>,
     /// sonnet, opus, haiku, or a full model id.
     pub model: Option<String>,
@@ -23,7 +24,7 @@ pub struct TaskParams {
     pub timeout: Option<f64>,
     /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
     pub permission_mode: Option<String>,
-    /// Tools allowed without asking, e.g. "Bash(git:*)".
+    /// Tools allowed without asking, e.g. "Bash(git:*)"
     pub allowed_tools: Option<Vec<String>>,
     /// Stop after this many turns.
     pub max_turns: Option<i64>,
@@ -64,17 +65,60 @@ impl TaskParams {
     }
 }
 
-/// `execute_cc_task` parameters.
+/// `execute_cc_task` parameters: the task's, plus how long to wait. (Spelled out rather than
+/// flattened, so that unknown parameters are refused.)
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExecuteParams {
-    #[serde(flatten)]
-    pub task: TaskParams,
-    /// Return the still-running task after this many seconds. Default 600.
+    /// The task for Claude Code, as you would type it.
+    pub prompt: String,
+    /// Directory to work in (default: the server's).
+    pub working_dir: Option<String>,
+    /// sonnet, opus, haiku, or a full model id.
+    pub model: Option<String>,
+    /// Run without permission prompts. Default true.
+    pub skip_permissions: Option<bool>,
+    /// Stop the task after this many seconds.
+    pub timeout: Option<f64>,
+    /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
+    pub permission_mode: Option<String>,
+    /// Tools allowed without asking, e.g. "Bash(git:*)"
+    pub allowed_tools: Option<Vec<String>>,
+    /// Stop after this many turns.
+    pub max_turns: Option<i64>,
+    /// Stop after spending this much.
+    pub max_budget_usd: Option<f64>,
+    /// Text appended to the system prompt.
+    pub append_system_prompt: Option<String>,
+    /// "worktree": run in a new git worktree, on branch `ccmp/<id>`.
+    pub isolation: Option<String>,
+    /// Stop waiting after this many seconds (default 600).
     pub max_wait_s: Option<f64>,
+}
+
+impl ExecuteParams {
+    /// The task part.
+    pub fn split(self) -> (TaskParams, Option<f64>) {
+        let task = TaskParams {
+            prompt: self.prompt,
+            working_dir: self.working_dir,
+            model: self.model,
+            skip_permissions: self.skip_permissions,
+            timeout: self.timeout,
+            permission_mode: self.permission_mode,
+            allowed_tools: self.allowed_tools,
+            max_turns: self.max_turns,
+            max_budget_usd: self.max_budget_usd,
+            append_system_prompt: self.append_system_prompt,
+            isolation: self.isolation,
+        };
+        (task, self.max_wait_s)
+    }
 }
 
 /// A task id.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TaskIdParams {
     /// Task id or a unique prefix of 4+ characters.
     pub task_id: String,
@@ -82,6 +126,7 @@ pub struct TaskIdParams {
 
 /// `list_active_tasks` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Include finished tasks. Default false.
     pub include_finished: Option<bool>,
@@ -93,6 +138,7 @@ pub struct ListParams {
 
 /// `cleanup_task` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CleanupParams {
     /// The task to remove.
     pub task_id: Option<String>,
@@ -108,6 +154,7 @@ pub struct CleanupParams {
 
 /// `wait_for_tasks` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WaitParams {
     /// Tasks to wait for.
     pub task_ids: Vec<String>,
@@ -119,6 +166,7 @@ pub struct WaitParams {
 
 /// `get_task_output` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OutputParams {
     /// Task id or prefix.
     pub task_id: String,
@@ -134,6 +182,7 @@ pub struct OutputParams {
 
 /// `continue_task` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContinueParams {
     /// The finished task whose session to resume.
     pub task_id: String,

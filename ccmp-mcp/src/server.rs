@@ -127,8 +127,8 @@ impl Server {
 
 #[tool_router]
 impl Server {
-    /// Run a Claude Code task and wait for its result. If it is not done within max_wait_s,
-    /// returns the running task; wait_for_tasks then waits for it.
+    /// Run a Claude Code task and wait for its result; after max_wait_s, returns the task
+    /// still running.
     #[tool(
         annotations(read_only_hint = false, destructive_hint = false, open_world_hint = true),
         output_schema = rmcp::handler::server::tool::schema_for_output::<TaskReply>()
@@ -141,13 +141,14 @@ impl Server {
         cancel: CancellationToken,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, String> {
-        let max_wait = params.max_wait_s.unwrap_or(600.0);
+        let (task, max_wait) = params.split();
+        let max_wait = max_wait.unwrap_or(600.0);
         if !(max_wait.is_finite() && max_wait > 0.0 && max_wait <= 86_400.0) {
             return Err(format!(
                 "max_wait_s must be above 0 and at most 86400 seconds, got {max_wait}"
             ));
         }
-        let record = self.start(params.task)?;
+        let record = self.start(task)?;
         // A client that speaks the tasks extension backgrounds the call itself and polls
         // tasks/get, which reads ccmp's store: answer with the task at once.
         // (The request's `_meta` is in `meta`; the extractor took it out of `context`, which still
@@ -262,8 +263,8 @@ impl Server {
         Ok(Json(ListReply::new(&self.ccmp, &list)))
     }
 
-    /// Remove a finished task and its logs (force cancels a running one), or every finished task
-    /// (finished=true), or finished tasks older than older_than.
+    /// Remove a task and its logs (force: even if running), every finished task (finished=true),
+    /// or those older than older_than.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = true,

@@ -14,7 +14,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
@@ -38,6 +38,21 @@ impl FsStore {
         if root.exists() && !root.is_dir() {
             return Err(StoreError::StateDirNotDir { path: root });
         }
+        let me = rustix::process::geteuid().as_raw();
+        let insecure = |path: &Path, reason: String| StoreError::StateDirInsecure {
+            path: path.to_owned(),
+            reason,
+        };
+        // Someone else's symlink could point the state dir (prompts, logs) anywhere.
+        if let Ok(meta) = fs::symlink_metadata(&root)
+            && meta.file_type().is_symlink()
+            && meta.uid() != me
+        {
+            return Err(insecure(
+                &root,
+                format!("it is a symlink owned by another user (uid {})", meta.uid()),
+            ));
+        }
         let unwritable = |source| StoreError::StateDirUnwritable {
             path: root.clone(),
             source,
@@ -48,6 +63,22 @@ impl FsStore {
             .create(&root)
             .map_err(unwritable)?;
         let root = root.canonicalize().map_err(unwritable)?;
+        let meta = fs::metadata(&root).map_err(unwritable)?;
+        if meta.uid() != me {
+            return Err(insecure(
+                &root,
+                format!("it is owned by another user (uid {})", meta.uid()),
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(insecure(
+                &root,
+                format!(
+                    "other users can write to it (mode {:o}); run `chmod 700` on it",
+                    meta.mode() & 0o777
+                ),
+            ));
+        }
         for sub in ["tasks", "active", "queue", "slots"] {
             DirBuilder::new()
                 .recursive(true)
@@ -104,6 +135,7 @@ impl FsStore {
                 .truncate(false)
                 .write(true)
                 .mode(0o600)
+                .custom_flags(crate::store::NOFOLLOW)
                 .open(marker);
         }
     }
@@ -439,6 +471,7 @@ impl TaskStore for FsStore {
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(crate::store::NOFOLLOW)
             .open(&path)
             .map_err(|e| StoreError::write(&path, e))?;
         Ok(Box::new(file))

@@ -21,6 +21,10 @@ pub use self::watch::TaskWatch;
 use crate::error::StoreError;
 use crate::task::{DamagedTask, IdPrefix, TaskHeader, TaskId, TaskRecord};
 
+/// `O_NOFOLLOW`: files ccmp creates in the state dir never follow a symlink planted in their
+/// place.
+pub(crate) const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
 /// One entry of [`TaskStore::list`]: a record, or a task whose record cannot be read.
 pub type Listed = Result<TaskRecord, DamagedTask>;
 

@@ -89,6 +89,7 @@ fn open_runner_log(store: &FsStore, id: &TaskId) -> io::Result<File> {
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(crate::store::NOFOLLOW)
         .open(store.runner_log_path(id))
 }
 
@@ -165,6 +166,7 @@ impl Supervisor for DetachedSupervisor {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(crate::store::NOFOLLOW)
             .open(&lock_path)
         {
             Ok(file) => file,
@@ -256,6 +258,7 @@ fn lock_runner(store: &FsStore, id: &TaskId) -> Result<File, StoreError> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(crate::store::NOFOLLOW)
         .open(&path)
         .map_err(|e| StoreError::write(&path, e))?;
     let start = Instant::now();

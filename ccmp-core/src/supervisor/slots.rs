@@ -61,6 +61,7 @@ pub(crate) fn poke(queue_dir: &Path) {
         .truncate(true)
         .write(true)
         .mode(0o600)
+        .custom_flags(crate::store::NOFOLLOW)
         .open(queue_dir.join(POKE));
 }
 
@@ -94,6 +95,7 @@ fn open_lock(path: &Path) -> io::Result<File> {
         .read(true)
         .write(true)
         .mode(0o600)
+        .custom_flags(crate::store::NOFOLLOW)
         .open(path)
 }
 /// Whether the runner of `id` is alive, judged by its `runner.lock`.

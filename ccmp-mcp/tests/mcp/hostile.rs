@@ -1,0 +1,294 @@
+//! Hostile input, table-driven: each bad call gets a tool error that says what is wrong, changes
+//! nothing on disk, and the server goes on serving.
+
+use ccmp_tests::Sandbox;
+use serde_json::{Value, json};
+
+use crate::client::{Era, Mcp};
+
+fn cases(sandbox: &Sandbox) -> Vec<(&'static str, Value, &'static str)> {
+    let file = sandbox.path("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let dangling = sandbox.path("dangling");
+    std::os::unix::fs::symlink("/nonexistent/target", &dangling).unwrap();
+    vec![
+        // Ids.
+        (
+            "check_task_status",
+            json!({"task_id": "../x"}),
+            "hex digits",
+        ),
+        (
+            "check_task_status",
+            json!({"task_id": "%2e%2e"}),
+            "hex digits",
+        ),
+        ("check_task_status", json!({"task_id": "a/b"}), "hex digits"),
+        (
+            "check_task_status",
+            json!({"task_id": "f".repeat(200)}),
+            "32 hex digits at most",
+        ),
+        ("check_task_status", json!({"task_id": ""}), "empty"),
+        (
+            "check_task_status",
+            json!({"task_id": "DEADBEEF"}),
+            "no task matches",
+        ),
+        (
+            "check_task_status",
+            json!({"task_id": "\u{ff41}\u{ff42}\u{ff43}\u{ff44}"}),
+            "hex digits",
+        ),
+        (
+            "check_task_status",
+            json!({"task_id": "abcd\u{0}"}),
+            "hex digits",
+        ),
+        ("check_task_status", json!({"task_id": "-rf"}), "hex digits"),
+        (
+            "cancel_task",
+            json!({"task_id": "../../etc/passwd"}),
+            "hex digits",
+        ),
+        (
+            "get_task_output",
+            json!({"task_id": "..", "stream": "stdout"}),
+            "hex digits",
+        ),
+        ("cleanup_task", json!({"task_id": "/etc"}), "hex digits"),
+        // Prompts.
+        ("start_cc_task_async", json!({"prompt": ""}), "empty"),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x".repeat(2 * 1024 * 1024)}),
+            "over the limit",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "\u{0}\u{0}\u{0}"}),
+            "NUL",
+        ),
+        // Working dirs.
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "working_dir": "/nonexistent/dir"}),
+            "does not exist",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "working_dir": file}),
+            "not a directory",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "working_dir": dangling}),
+            "does not exist",
+        ),
+        // Models.
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "model": "son net"}),
+            "model",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "model": "sonnet\n--evil"}),
+            "model",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "model": "--dangerously-skip-permissions"}),
+            "model",
+        ),
+        // Timeouts.
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "timeout": -1}),
+            "timeout",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "timeout": 0}),
+            "timeout",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "timeout": "NaN"}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "timeout": 1e300}),
+            "timeout",
+        ),
+        (
+            "wait_for_tasks",
+            json!({"task_ids": ["abcd"], "timeout_s": -3}),
+            "timeout_s",
+        ),
+        // Wrong JSON types, field by field.
+        ("start_cc_task_async", json!({"prompt": 5}), "invalid type"),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "working_dir": []}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "model": {}}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "skip_permissions": "yes"}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "permission_mode": 1}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "allowed_tools": "Bash"}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "max_turns": "3"}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "max_budget_usd": "1"}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "append_system_prompt": false}),
+            "invalid type",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "isolation": 3}),
+            "invalid type",
+        ),
+        (
+            "execute_cc_task",
+            json!({"prompt": "x", "max_wait_s": "soon"}),
+            "invalid type",
+        ),
+        (
+            "wait_for_tasks",
+            json!({"task_ids": "abcd"}),
+            "invalid type",
+        ),
+        (
+            "wait_for_tasks",
+            json!({"task_ids": ["abcd"], "mode": 1}),
+            "invalid type",
+        ),
+        ("list_active_tasks", json!({"limit": -1}), "invalid value"),
+        (
+            "list_active_tasks",
+            json!({"include_finished": "true"}),
+            "invalid type",
+        ),
+        ("cleanup_task", json!({"finished": "yes"}), "invalid type"),
+        (
+            "get_task_output",
+            json!({"task_id": "abcd", "offset": -5}),
+            "invalid value",
+        ),
+        (
+            "continue_task",
+            json!({"task_id": "abcd", "prompt": 1}),
+            "invalid type",
+        ),
+        // Unknown fields.
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "bogus": 1}),
+            "unknown field",
+        ),
+        (
+            "check_task_status",
+            json!({"task_id": "abcd", "path": "/etc"}),
+            "unknown field",
+        ),
+        // Other nonsense.
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "max_turns": 0}),
+            "max_turns",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "max_budget_usd": -2}),
+            "max_budget_usd",
+        ),
+        (
+            "start_cc_task_async",
+            json!({"prompt": "x", "allowed_tools": ["-x"]}),
+            "allowed_tools",
+        ),
+    ]
+}
+
+#[test]
+fn thirty_plus_bad_calls_each_get_a_clear_error_and_change_nothing() {
+    let sandbox = Sandbox::new();
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    let cases = cases(&sandbox);
+    assert!(cases.len() >= 30);
+    for (tool, args, expected) in cases {
+        let text = mcp.err(tool, args.clone());
+        let shown: String = args.to_string().chars().take(80).collect();
+        assert!(
+            text.contains(expected),
+            "{tool} {shown}: {text:?} should mention {expected:?}"
+        );
+    }
+    let list = mcp.ok("list_active_tasks", json!({"include_finished": true}));
+    assert_eq!(list["total"], 0, "a bad call created a task");
+    let tasks = sandbox.state().join("tasks");
+    assert_eq!(
+        std::fs::read_dir(tasks).unwrap().count(),
+        0,
+        "a bad call left files"
+    );
+}
+
+#[test]
+fn malformed_lines_do_not_stop_the_server() {
+    let sandbox = Sandbox::new();
+    let mut mcp = Mcp::start(&sandbox, Era::Legacy);
+    let nested = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{{\"name\":\"check_task_status\",\"arguments\":{}{}}}}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    for line in [
+        nested.as_str(),
+        "this is not json",
+        "{\"jsonrpc\":\"2.0\",\"id\":",
+        "[]",
+        "{}",
+    ] {
+        mcp.send_raw(line);
+        // Whatever the server makes of it, it answers the next request.
+        let tools = mcp.request("tools/list", json!({}));
+        assert_eq!(
+            tools["result"]["tools"].as_array().unwrap().len(),
+            9,
+            "after {}",
+            &line[..line.len().min(40)]
+        );
+    }
+    let big = "x".repeat(10 * 1024 * 1024);
+    let text = mcp.err("start_cc_task_async", json!({"prompt": big}));
+    assert!(text.contains("over the limit"), "{}", &text[..100]);
+    let tools = mcp.request("tools/list", json!({}));
+    assert!(tools["result"]["tools"].is_array());
+}
