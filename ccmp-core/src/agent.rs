@@ -555,3 +555,29 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_never_panic_the_stream_parser(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)) {
+            let mut state = StreamState::default();
+            for line in &lines {
+                state.feed(line);
+            }
+            let _ = conclude(&state, Exit { code: Some(0), signal: None }, None, "");
+        }
+
+        #[test]
+        fn json_shaped_lines_never_panic_the_stream_parser(kind in "(system|assistant|user|result|other)", sub in "[a-z_]{0,12}", body in "\\\\PC{0,200}") {
+            let line = format!(r#"{{"type":"{kind}","subtype":"{sub}","message":{{"content":[{{"type":"tool_use","name":{body:?}}}]}},"result":{body:?}}}"#);
+            let mut state = StreamState::default();
+            state.feed(line.as_bytes());
+            let _ = conclude(&state, Exit { code: Some(1), signal: None }, None, &body);
+        }
+    }
+}

@@ -571,3 +571,27 @@ mod tests {
         assert!("done".parse::<TaskStatus>().is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn id_parsing_never_panics_and_accepts_only_hex(input in "\\PC{0,64}") {
+            if let Ok(prefix) = IdPrefix::parse(&input) {
+                prop_assert!(prefix.as_str().len() >= MIN_PREFIX_LEN && prefix.as_str().len() <= 32);
+                prop_assert!(prefix.as_str().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            }
+            let _ = input.parse::<TaskId>();
+        }
+
+        #[test]
+        fn any_bytes_never_panic_id_parsing(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let input = String::from_utf8_lossy(&bytes);
+            let _ = IdPrefix::parse(&input);
+        }
+    }
+}

@@ -298,6 +298,58 @@ mod fs_only {
     }
 
     #[test]
+    fn a_state_dir_other_users_control_is_refused() {
+        use std::os::unix::fs::{PermissionsExt, chown, lchown, symlink};
+        let dir = tempfile::tempdir().unwrap();
+        let open_err = |path: &std::path::Path| FsStore::open(path).unwrap_err().to_string();
+        // Writable by everyone.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = open_err(&shared);
+        assert!(
+            err.contains("other users can write") && err.contains("chmod 700"),
+            "{err}"
+        );
+        assert!(
+            !shared.join("tasks").exists(),
+            "an unsafe state dir was written to"
+        );
+        // Owned by someone else (root can hand it over).
+        if rustix::process::geteuid().is_root() {
+            let theirs = dir.path().join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            chown(&theirs, Some(65534), Some(65534)).unwrap();
+            let err = open_err(&theirs);
+            assert!(err.contains("owned by another user"), "{err}");
+            // A symlink someone else planted, even to a fine directory.
+            let mine = dir.path().join("mine");
+            FsStore::open(&mine).unwrap();
+            let link = dir.path().join("link");
+            symlink(&mine, &link).unwrap();
+            lchown(&link, Some(65534), Some(65534)).unwrap();
+            let err = open_err(&link);
+            assert!(err.contains("symlink owned by another user"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_symlink_planted_where_a_log_goes_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path().join("state")).unwrap();
+        let r = record("x");
+        store.create(&r).unwrap();
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, store.task_dir(&r.id).join("stdout.jsonl")).unwrap();
+        assert!(
+            store
+                .log_writer(&r.id, ccmp_core::LogStream::Stdout)
+                .is_err()
+        );
+        assert!(!target.exists(), "the planted symlink was followed");
+    }
+
+    #[test]
     fn a_bad_state_dir_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
