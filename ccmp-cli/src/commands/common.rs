@@ -25,7 +25,7 @@ pub struct TaskOptions {
     #[arg(short, long)]
     pub model: Option<String>,
     /// Stop the task after this long: seconds, or a duration like 30m or 2h.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub timeout: Option<String>,
     /// Do not pass --dangerously-skip-permissions (tools that need permission are denied).
     #[arg(long)]
@@ -37,10 +37,10 @@ pub struct TaskOptions {
     #[arg(long = "allowed-tools", value_name = "TOOL")]
     pub allowed_tools: Vec<String>,
     /// Stop after this many turns.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_turns: Option<i64>,
     /// Stop after spending this many US dollars.
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub max_budget_usd: Option<f64>,
     /// Text appended to the system prompt.
     #[arg(long, value_name = "TEXT")]

@@ -2,6 +2,7 @@
 
 mod commands;
 mod cross;
+mod hostile;
 mod snapshots;
 
 use std::time::Duration;
