@@ -63,12 +63,14 @@ fn main() -> ExitCode {
     if runner {
         // A task runner: its stderr is the task's runner.log. Keep start-up cheap.
         tracing_subscriber::fmt()
+            .log_internal_errors(false)
             .with_max_level(tracing::Level::INFO)
             .with_ansi(false)
             .with_writer(std::io::stderr)
             .init();
     } else {
         tracing_subscriber::fmt()
+            .log_internal_errors(false)
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| "warn".into()),

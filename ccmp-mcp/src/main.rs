@@ -56,6 +56,7 @@ fn init_tracing(server: bool) {
     if !server {
         // A task runner: its stderr is the task's runner.log. Keep start-up cheap.
         tracing_subscriber::fmt()
+            .log_internal_errors(false)
             .with_max_level(tracing::Level::INFO)
             .with_ansi(false)
             .with_writer(std::io::stderr)
@@ -79,6 +80,7 @@ fn init_tracing(server: bool) {
             .ok()
     });
     let builder = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_env_filter(filter)
         .with_ansi(false);
     match file {

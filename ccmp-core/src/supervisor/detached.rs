@@ -24,6 +24,7 @@ use rustix::process::Signal;
 use tokio_util::sync::CancellationToken;
 
 use super::run::{self, RunContext};
+use super::unix::say;
 use super::{Supervisor, reaper, slots, unix};
 use crate::config::Config;
 use crate::error::{StoreError, SupervisorError};
@@ -238,13 +239,13 @@ fn parse_runner_args(args: Vec<OsString>) -> Option<RunnerArgs> {
 pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
     let raw: Vec<OsString> = args.collect();
     let Some(args) = parse_runner_args(raw.clone()) else {
-        eprintln!("ccmp: {RUNNER_CMD}: bad arguments {raw:?}");
+        say(format_args!("ccmp: {RUNNER_CMD}: bad arguments {raw:?}"));
         return ExitCode::from(2);
     };
     match run_task(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ccmp runner: {e}");
+            say(format_args!("ccmp runner: {e}"));
             ExitCode::FAILURE
         }
     }

@@ -22,6 +22,13 @@ use crate::task::TaskId;
 /// Hidden subcommand: set the parent-death signal, then exec the agent.
 pub(crate) const EXEC_AGENT_CMD: &str = "__ccmp-exec-agent";
 
+/// Writes a line to stderr, ignoring failure: `eprintln!` panics when stderr cannot be written,
+/// and a runner's stderr is a log file on a disk that may be full.
+pub(crate) fn say(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
 /// Sends `signal` to process group `pgid`. `Ok(false)` if the group no longer exists.
 pub(crate) fn signal_group(pgid: i32, signal: Signal) -> io::Result<bool> {
     let Some(pid) = Pid::from_raw(pgid) else {
@@ -117,23 +124,29 @@ pub(crate) fn exec_agent(mut args: impl Iterator<Item = OsString>) -> ExitCode {
         .next()
         .and_then(|p| p.to_str().and_then(|p| p.parse::<i32>().ok()));
     let Some(program) = args.next() else {
-        eprintln!("ccmp: {EXEC_AGENT_CMD} needs a parent pid and a program");
+        say(format_args!(
+            "ccmp: {EXEC_AGENT_CMD} needs a parent pid and a program"
+        ));
         return ExitCode::from(2);
     };
     if let Err(e) = rustix::process::set_parent_process_death_signal(Some(Signal::KILL)) {
-        eprintln!("ccmp: cannot set the parent-death signal: {e}");
+        say(format_args!(
+            "ccmp: cannot set the parent-death signal: {e}"
+        ));
         return ExitCode::from(126);
     }
     // The parent may have died before the death signal was armed.
     let parent_now = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
     if parent.is_none() || parent_now != parent {
-        eprintln!("ccmp: the task runner exited before the agent started");
+        say(format_args!(
+            "ccmp: the task runner exited before the agent started"
+        ));
         return ExitCode::from(126);
     }
     let err = Command::new(&program).args(args).exec();
-    eprintln!(
+    say(format_args!(
         "ccmp: cannot run the agent `{}`: {err}",
         program.to_string_lossy()
-    );
+    ));
     ExitCode::from(127)
 }

@@ -150,6 +150,10 @@ impl Mcp {
 
     /// Waits for the response to `id`, keeping notifications and other responses aside.
     pub fn response(&mut self, id: u64, limit: Duration) -> Value {
+        // Replies to concurrent requests come in any order; one may already be set aside.
+        if let Some(index) = self.notifications.iter().position(|m| m["id"] == id) {
+            return self.notifications.remove(index);
+        }
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -2,6 +2,7 @@
 //! eras, and the fake agent as `claude`.
 
 mod client;
+mod faults;
 mod hostile;
 mod python;
 mod tasks;
