@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ccmp_core::{FsStore, TaskStatus, TaskStore};
+use ccmp_core::{FsStore, TaskStore};
 use ccmp_tests::{Sandbox, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
