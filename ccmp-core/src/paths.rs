@@ -24,3 +24,21 @@ pub fn default_state_dir() -> Result<PathBuf, StoreError> {
         .map(|d| d.join("ccmp"))
         .ok_or(StoreError::NoStateDir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_state_dir_is_private_to_the_user_not_a_shared_tmp() {
+        // Only meaningful where the environment does not choose a dir itself.
+        if std::env::var_os(STATE_DIR_ENV).is_some() || std::env::var_os("XDG_STATE_HOME").is_some()
+        {
+            return;
+        }
+        let dir = default_state_dir().unwrap();
+        let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(dir, home.join(".local/state/ccmp"));
+        assert!(!dir.starts_with("/tmp"));
+    }
+}

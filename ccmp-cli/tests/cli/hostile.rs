@@ -101,6 +101,19 @@ fn thirty_plus_bad_commands_each_fail_clearly_and_change_nothing() {
             "{args:?}: {stderr:?} should mention {expected:?}"
         );
     }
+    // A state dir other users can write to is refused, not used.
+    let shared = sandbox.path("shared-state");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let output = ccmp(&sandbox)
+        .args(["start", "x"])
+        .env("CCMP_STATE_DIR", &shared)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("other users can write"));
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+
     let out = ccmp(&sandbox)
         .args(["list", "--all", "--json"])
         .output()
