@@ -148,3 +148,29 @@ pub async fn wait_with_progress(ccmp: &Ccmp, record: &TaskRecord) -> anyhow::Res
     bar.finish_and_clear();
     Ok(done)
 }
+
+/// Waits for a task with a progress display, then prints its result (or its JSON view) on stdout
+/// and, if it did not succeed, why on stderr. Exits 0 only if it succeeded.
+pub async fn wait_and_report(
+    ccmp: &Ccmp,
+    record: &TaskRecord,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let done = wait_with_progress(ccmp, record).await?;
+    let view = ccmp.view(&done);
+    if json {
+        print_json(&view)?;
+    } else if let Some(result) = &view.result {
+        out!("{result}");
+    }
+    if done.status == ccmp_core::TaskStatus::Succeeded {
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    err!(
+        "{} {}: {}",
+        view.short_id,
+        crate::render::state(done.status),
+        view.error.as_deref().unwrap_or("")
+    );
+    Ok(std::process::ExitCode::from(crate::exit_codes::TASK_FAILED))
+}

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use ccmp_core::{Ccmp, TaskStatus};
+use ccmp_core::Ccmp;
 use clap::Args;
 
-use super::common::{print_json, read_prompt, wait_with_progress};
-use crate::exit_codes;
+use super::common::{print_json, read_prompt, wait_and_report};
 
 /// Follow up on a finished task: a new task resumes its session in the same directory.
 #[derive(Debug, Args)]
@@ -34,22 +33,5 @@ pub async fn run(ccmp: &Ccmp, args: ReplyArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let done = wait_with_progress(ccmp, &record).await?;
-    let view = ccmp.view(&done);
-    if args.json {
-        print_json(&view)?;
-    } else if let Some(result) = &view.result {
-        out!("{result}");
-    }
-    if done.status == TaskStatus::Succeeded {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        err!(
-            "{} {}: {}",
-            view.short_id,
-            done.status,
-            view.error.as_deref().unwrap_or("")
-        );
-        Ok(ExitCode::from(exit_codes::TASK_FAILED))
-    }
+    wait_and_report(ccmp, &record, args.json).await
 }

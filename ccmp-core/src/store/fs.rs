@@ -193,6 +193,20 @@ impl FsStore {
 }
 
 impl FsStore {
+    /// How a listing reports a task whose record cannot be read.
+    fn damaged_entry(&self, id: &TaskId, error: StoreError) -> DamagedTask {
+        let (path, reason) = match error {
+            StoreError::Damaged { path, reason, .. } => (path, reason),
+            other => (self.record_path(id), other.to_string()),
+        };
+        DamagedTask {
+            id: id.to_string(),
+            short_id: id.short(),
+            path,
+            reason,
+        }
+    }
+
     fn replace(&self, record: &TaskRecord, durable: bool) -> Result<(), StoreError> {
         let dir = self.task_dir(&record.id);
         let bytes = serialize(record)?;
@@ -395,18 +409,7 @@ impl TaskStore for FsStore {
                         let _ = fs::remove_file(self.active_marker(&id));
                     }
                 }
-                Err(StoreError::Damaged { path, reason, .. }) => out.push(Err(DamagedTask {
-                    id: id.to_string(),
-                    short_id: id.short(),
-                    path,
-                    reason,
-                })),
-                Err(other) => out.push(Err(DamagedTask {
-                    id: id.to_string(),
-                    short_id: id.short(),
-                    path,
-                    reason: format!("{other}"),
-                })),
+                Err(e) => out.push(Err(self.damaged_entry(&id, e))),
             }
         }
         Ok(out)
@@ -426,18 +429,7 @@ impl TaskStore for FsStore {
             match self.read_record(&id) {
                 Ok(record) => out.push(Ok(record)),
                 Err(StoreError::NotFound { .. }) => {}
-                Err(StoreError::Damaged { path, reason, .. }) => out.push(Err(DamagedTask {
-                    id: id.to_string(),
-                    short_id: id.short(),
-                    path,
-                    reason,
-                })),
-                Err(other) => out.push(Err(DamagedTask {
-                    id: id.to_string(),
-                    short_id: id.short(),
-                    path: self.record_path(&id),
-                    reason: format!("{other}"),
-                })),
+                Err(e) => out.push(Err(self.damaged_entry(&id, e))),
             }
         }
         Ok(out)
