@@ -24,6 +24,7 @@ mod agent;
 mod ccmp;
 mod config;
 mod error;
+mod lock;
 mod paths;
 mod process_identity;
 mod spec;

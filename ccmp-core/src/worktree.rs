@@ -11,12 +11,12 @@
 //! `git worktree add` and `remove` take a per-repository lock, so parallel starts do not race on
 //! git's own lock files.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -137,29 +137,13 @@ fn lock_repo(root: &Path, common_dir: &Path) -> Result<RepoLock, WorktreeError> 
         "{:016x}.lock",
         stable_hash(common_dir.as_os_str().as_encoded_bytes())
     ));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(crate::store::NOFOLLOW)
-        .open(&path)
-        .map_err(io_err)?;
-    let start = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(RepoLock { _file: file }),
-            Err(TryLockError::WouldBlock) if start.elapsed() < Duration::from_secs(60) => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(io_err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "another ccmp process held the repository's worktree lock for 60s",
-                )));
-            }
-            Err(TryLockError::Error(e)) => return Err(io_err(e)),
-        }
+    match crate::lock::lock_with_patience(&path, Duration::from_secs(60)) {
+        Ok(Some(file)) => Ok(RepoLock { _file: file }),
+        Ok(None) => Err(io_err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "another ccmp process held the repository's worktree lock for 60s",
+        ))),
+        Err(e) => Err(io_err(e)),
     }
 }
 

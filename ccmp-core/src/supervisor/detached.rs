@@ -18,7 +18,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::process::Signal;
 use tokio_util::sync::CancellationToken;
@@ -162,14 +162,7 @@ impl Supervisor for DetachedSupervisor {
             return Ok(record);
         }
         let lock_path = self.store.runner_lock_path(&record.id);
-        let lock = match OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(crate::store::NOFOLLOW)
-            .open(&lock_path)
-        {
+        let lock = match crate::lock::open_lock(&lock_path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound {
@@ -254,26 +247,10 @@ pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
 /// Takes the task's runner lock, waiting briefly in case a reader holds it for a moment.
 fn lock_runner(store: &FsStore, id: &TaskId) -> Result<File, StoreError> {
     let path = store.runner_lock_path(id);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(crate::store::NOFOLLOW)
-        .open(&path)
-        .map_err(|e| StoreError::write(&path, e))?;
-    let start = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) if start.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path, secs: 5 });
-            }
-            Err(TryLockError::Error(e)) => return Err(StoreError::write(&path, e)),
-        }
+    match crate::lock::lock_with_patience(&path, Duration::from_secs(5)) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(StoreError::Locked { path, secs: 5 }),
+        Err(e) => Err(StoreError::write(&path, e)),
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::lock::open_lock;
 use crate::store::{DirWatch, FsStore};
 use crate::task::{TaskId, TaskRecord};
 
@@ -88,16 +89,6 @@ impl Watch {
     }
 }
 
-fn open_lock(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(crate::store::NOFOLLOW)
-        .open(path)
-}
 /// Whether the runner of `id` is alive, judged by its `runner.lock`.
 pub(crate) fn runner_alive(store: &FsStore, id: &TaskId) -> bool {
     match open_lock(&store.runner_lock_path(id)) {
