@@ -420,7 +420,9 @@ fn an_ambiguous_prefix_lists_the_candidates() {
     let store = ccmp_core::FsStore::open(sandbox.state()).unwrap();
     let id = store.resolve(&short).unwrap();
     let mut twin = store.load(&id).unwrap();
-    twin.id = format!("{}00-0000-4000-8000-000000000000", &short[..6])
+    // Same first 6 digits, different 7th and 8th: only the 6-digit prefix is ambiguous.
+    let next = if &short[6..8] == "00" { "ff" } else { "00" };
+    twin.id = format!("{}{next}-0000-4000-8000-000000000000", &short[..6])
         .parse()
         .unwrap();
     store.create(&twin).unwrap();
