@@ -2,36 +2,16 @@
 //! worktree and branch of their own, and the user's checkout is never touched.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ccmp_core::{
     Ccmp, CleanupOptions, CleanupTarget, Config, Error, FsStore, Isolation, TaskRecord,
     TaskRequest, TaskStatus, WaitMode, WorktreeError,
 };
-use ccmp_tests::{Sandbox, workspace_bin};
+use ccmp_tests::{Sandbox, git, workspace_bin};
 use pretty_assertions::assert_eq;
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The sandbox's working dir as a repository with one commit on `main`.
 fn repo(sandbox: &Sandbox) -> std::path::PathBuf {

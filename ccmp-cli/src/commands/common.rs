@@ -174,3 +174,13 @@ pub async fn wait_and_report(
     );
     Ok(std::process::ExitCode::from(crate::exit_codes::TASK_FAILED))
 }
+
+/// Prints a task that was just started: its short id, or its JSON view with `json`.
+pub fn print_started(ccmp: &Ccmp, record: &TaskRecord, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(&ccmp.view(record))
+    } else {
+        out!("{}", record.id.short());
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use ccmp_core::Ccmp;
 use clap::Args;
 
-use super::common::{print_json, read_prompt, wait_and_report};
+use super::common::{print_started, read_prompt, wait_and_report};
 
 /// Follow up on a finished task: a new task resumes its session in the same directory.
 #[derive(Debug, Args)]
@@ -26,11 +26,7 @@ pub async fn run(ccmp: &Ccmp, args: ReplyArgs) -> anyhow::Result<ExitCode> {
     let prompt = read_prompt(args.prompt)?;
     let record = ccmp.follow_up(&args.id, prompt)?;
     if !args.wait {
-        if args.json {
-            print_json(&ccmp.view(&record))?;
-        } else {
-            out!("{}", record.id.short());
-        }
+        print_started(ccmp, &record, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }
     wait_and_report(ccmp, &record, args.json).await

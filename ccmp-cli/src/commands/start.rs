@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use ccmp_core::{Ccmp, TaskStatus};
 use clap::Args;
 
-use super::common::{TaskOptions, print_json, wait_with_progress};
+use super::common::{TaskOptions, print_json, print_started, wait_with_progress};
 use crate::exit_codes;
 
 /// Start a task in the background and print its short id.
@@ -24,11 +24,7 @@ pub struct StartArgs {
 pub async fn run(ccmp: &Ccmp, args: StartArgs) -> anyhow::Result<ExitCode> {
     let record = ccmp.start(args.task.into_request()?)?;
     if !args.wait {
-        if args.json {
-            print_json(&ccmp.view(&record))?;
-        } else {
-            out!("{}", record.id.short());
-        }
+        print_started(ccmp, &record, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }
     if !args.json {

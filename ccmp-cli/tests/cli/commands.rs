@@ -479,20 +479,7 @@ fn a_closed_pipe_is_not_an_error() {
 fn start_in_a_worktree_shows_branch_and_changes_and_cleanup_keeps_the_work() {
     let sandbox = Sandbox::new();
     let dir = sandbox.work();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let git = |args: &[&str]| ccmp_tests::git(&dir, args);
     git(&["init", "-q", "-b", "main"]);
     std::fs::write(dir.join("api.py"), "def f(x):\n    return x\n").unwrap();
     git(&["add", "."]);

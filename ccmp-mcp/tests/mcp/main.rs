@@ -605,20 +605,7 @@ fn nothing_but_protocol_reaches_stdout() {
 fn worktree_isolation_through_mcp() {
     let sandbox = Sandbox::new();
     let dir = sandbox.work();
-    let git = |args: &[&str]| {
-        let ok = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| ccmp_tests::git(&dir, args);
     git(&["init", "-q", "-b", "main"]);
     git(&["commit", "-q", "--allow-empty", "-m", "init"]);
     let mut mcp = Mcp::start(&sandbox, Era::Modern);
