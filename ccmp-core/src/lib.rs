@@ -23,7 +23,9 @@
 mod agent;
 mod ccmp;
 mod config;
+mod duration;
 mod error;
+mod id;
 mod lock;
 mod paths;
 mod process_identity;
@@ -31,6 +33,7 @@ mod spec;
 mod store;
 mod supervisor;
 mod task;
+mod view;
 mod worktree;
 
 use std::process::ExitCode;
@@ -38,12 +41,14 @@ use std::process::ExitCode;
 pub use crate::agent::{Invocation, STRIPPED_ENV, TASK_ENV, invocation, signal_name};
 pub use crate::ccmp::{
     CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT,
-    SkippedTask, TaskList, WaitMode, WaitOutcome, parse_duration,
+    SkippedTask, TaskList, WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
 };
+pub use crate::duration::parse_duration;
 pub use crate::error::{ConfigError, Error, SpecError, StoreError, SupervisorError, WorktreeError};
+pub use crate::id::{IdPrefix, MIN_PREFIX_LEN, TaskId};
 pub use crate::paths::{STATE_DIR_ENV, default_state_dir};
 pub use crate::process_identity::ProcessIdentity;
 pub use crate::spec::{
@@ -54,9 +59,9 @@ pub use crate::store::{
 };
 pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
 pub use crate::task::{
-    AgentProcess, DamagedTask, IdPrefix, MIN_PREFIX_LEN, Outcome, SCHEMA_VERSION, TaskHeader,
-    TaskId, TaskRecord, TaskStatus, TaskView,
+    AgentProcess, DamagedTask, Outcome, SCHEMA_VERSION, TaskHeader, TaskRecord, TaskStatus,
 };
+pub use crate::view::TaskView;
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};
 
 /// Runs ccmp's hidden subcommands (the task runner and the agent trampoline) when this process

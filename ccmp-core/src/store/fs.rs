@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 
 use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
 use crate::error::StoreError;
-use crate::task::{DamagedTask, IdPrefix, SCHEMA_VERSION, TaskHeader, TaskId, TaskRecord};
+use crate::id::{IdPrefix, TaskId};
+use crate::task::{DamagedTask, SCHEMA_VERSION, TaskHeader, TaskRecord};
 
 const RECORD: &str = "record.json";
 

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
 use crate::error::StoreError;
-use crate::task::{TaskId, TaskRecord};
+use crate::id::TaskId;
+use crate::task::TaskRecord;
 
 type Log = Arc<Mutex<Vec<u8>>>;
 

@@ -19,7 +19,8 @@ pub use self::memory::MemoryStore;
 pub(crate) use self::watch::DirWatch;
 pub use self::watch::TaskWatch;
 use crate::error::StoreError;
-use crate::task::{DamagedTask, IdPrefix, TaskHeader, TaskId, TaskRecord};
+use crate::id::{IdPrefix, TaskId};
+use crate::task::{DamagedTask, TaskHeader, TaskRecord};
 
 /// `O_NOFOLLOW`: files ccmp creates in the state dir never follow a symlink planted in their
 /// place.

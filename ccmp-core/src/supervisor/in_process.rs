@@ -13,12 +13,13 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::Supervisor;
-use super::run::{self, RunContext};
+use super::agent_loop::{self, RunContext};
 use crate::config::Config;
 use crate::error::SupervisorError;
+use crate::id::TaskId;
 use crate::process_identity::ProcessIdentity;
 use crate::store::TaskStore;
-use crate::task::{Outcome, TaskId, TaskRecord, TaskStatus};
+use crate::task::{Outcome, TaskRecord, TaskStatus};
 
 /// Runs tasks as tokio tasks of the current process.
 #[derive(Debug, Clone)]
@@ -115,14 +116,15 @@ impl Supervisor for InProcessSupervisor {
             let store = inner.ctx.store.clone();
             match inner.wait_turn(&id, &token).await {
                 Some(_permit) => {
-                    run::run_agent(&inner.ctx, record, &token, || {
+                    agent_loop::run_agent(&inner.ctx, record, &token, || {
                         "cancelled on request".to_owned()
                     })
                     .await;
                 }
                 None => {
                     let error = "cancelled on request while queued".to_owned();
-                    run::finish_early(store.as_ref(), record, TaskStatus::Cancelled, error).await;
+                    agent_loop::finish_early(store.as_ref(), record, TaskStatus::Cancelled, error)
+                        .await;
                 }
             }
             inner.tokens().remove(&id);

@@ -3,18 +3,20 @@
 //! [`DetachedSupervisor`] runs each task in a runner process that outlives the frontend;
 //! [`InProcessSupervisor`] runs tasks on the host's tokio runtime. Both share one run loop.
 
+mod agent_loop;
 mod detached;
 mod in_process;
+mod queue;
 mod reaper;
-mod run;
-mod slots;
+mod runner;
 mod unix;
 
 use std::fmt;
 
-pub(crate) use self::detached::runner_main;
-pub use self::detached::{DetachedSupervisor, RUNNER_CMD};
+pub use self::detached::DetachedSupervisor;
 pub use self::in_process::InProcessSupervisor;
+pub use self::runner::RUNNER_CMD;
+pub(crate) use self::runner::runner_main;
 pub(crate) use self::unix::{EXEC_AGENT_CMD, exec_agent};
 use crate::error::SupervisorError;
 use crate::task::TaskRecord;

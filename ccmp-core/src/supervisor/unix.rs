@@ -16,8 +16,8 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::agent::TASK_ENV;
+use crate::id::TaskId;
 use crate::process_identity::proc_stat;
-use crate::task::TaskId;
 
 /// Hidden subcommand: set the parent-death signal, then exec the agent.
 pub(crate) const EXEC_AGENT_CMD: &str = "__ccmp-exec-agent";

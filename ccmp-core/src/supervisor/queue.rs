@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::id::TaskId;
 use crate::lock::open_lock;
 use crate::store::{DirWatch, FsStore};
-use crate::task::{TaskId, TaskRecord};
+use crate::task::TaskRecord;
 
 /// How soon to try again when another waiter holds the queue lock for a moment.
 const RETRY: Duration = Duration::from_millis(5);

@@ -1,0 +1,164 @@
+//! The runner: the `__ccmp-runner` process that owns one task from start to outcome.
+//!
+//! It is started by [`DetachedSupervisor`](super::DetachedSupervisor), leaves the frontend's
+//! session, makes itself a child subreaper, takes the task's `runner.lock` (held for its whole
+//! life: that is how others know it lives), records its identity, says `ready` on its stdout,
+//! waits for a slot in the queue, and runs the agent through the `__ccmp-exec-agent` trampoline.
+//! It is the only place in ccmp that handles signals: TERM, INT and HUP become a cancel.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::agent_loop::{self, RunContext};
+use super::unix::say;
+use super::{queue, unix};
+use crate::error::{StoreError, SupervisorError};
+use crate::id::TaskId;
+use crate::process_identity::ProcessIdentity;
+use crate::store::{FsStore, TaskStore};
+use crate::task::{TaskRecord, TaskStatus};
+
+/// Hidden subcommand that runs one task.
+pub const RUNNER_CMD: &str = "__ccmp-runner";
+
+pub(crate) const READY: &str = "ready";
+
+/// Arguments of the runner subcommand.
+#[derive(Debug)]
+struct RunnerArgs {
+    state_dir: PathBuf,
+    id: TaskId,
+    max_parallel: usize,
+    grace: Duration,
+}
+
+fn parse_runner_args(args: Vec<OsString>) -> Option<RunnerArgs> {
+    let [state_dir, id, max_parallel, grace_ms] = <[OsString; 4]>::try_from(args).ok()?;
+    Some(RunnerArgs {
+        state_dir: state_dir.into(),
+        id: id.to_str()?.parse().ok()?,
+        max_parallel: max_parallel.to_str()?.parse().ok().filter(|n| *n >= 1)?,
+        grace: Duration::from_millis(grace_ms.to_str()?.parse().ok()?),
+    })
+}
+
+/// Body of the `__ccmp-runner` subcommand.
+pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
+    let raw: Vec<OsString> = args.collect();
+    let Some(args) = parse_runner_args(raw.clone()) else {
+        say(format_args!("ccmp: {RUNNER_CMD}: bad arguments {raw:?}"));
+        return ExitCode::from(2);
+    };
+    match run_task(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(format_args!("ccmp runner: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Takes the task's runner lock, waiting briefly in case a reader holds it for a moment.
+fn lock_runner(store: &FsStore, id: &TaskId) -> Result<File, StoreError> {
+    let path = store.runner_lock_path(id);
+    match crate::lock::lock_with_patience(&path, Duration::from_secs(5)) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(StoreError::Locked { path, secs: 5 }),
+        Err(e) => Err(StoreError::write(&path, e)),
+    }
+}
+
+fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
+    unix::leave_session();
+    if let Err(e) = unix::become_subreaper() {
+        tracing::warn!("cannot become a child subreaper: {e}");
+    }
+    let store = FsStore::open(&args.state_dir)?;
+    let _runner_lock = lock_runner(&store, &args.id)?;
+    let mut record = store.load(&args.id)?;
+    if !record.status.is_terminal() {
+        record.runner =
+            Some(ProcessIdentity::current().map_err(|e| StoreError::read("/proc/self/stat", e))?);
+        // Not fsynced: after a crash the runner is gone either way, and the creator's identity
+        // in the durable record decides `lost` just the same.
+        store.save_progress(&record)?;
+    }
+    {
+        let mut stdout = io::stdout().lock();
+        let _ = writeln!(stdout, "{READY}");
+        let _ = stdout.flush();
+    }
+    if record.status.is_terminal() {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SupervisorError::SpawnRunner {
+            program: PathBuf::from("<tokio runtime>"),
+            source: e,
+        })?;
+    runtime.block_on(supervise(store, record, args));
+    Ok(())
+}
+
+async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let cancel = CancellationToken::new();
+    // The runner is a process of its own; it turns TERM, INT and HUP into a cancel.
+    for kind in [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+    ] {
+        if let Ok(mut stream) = signal(kind) {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                stream.recv().await;
+                cancel.cancel();
+            });
+        }
+    }
+    let marker = store.cancel_path(&record.id);
+    if marker.exists() {
+        cancel.cancel();
+    }
+    let reason = move || {
+        if marker.exists() {
+            "cancelled on request".to_owned()
+        } else {
+            "the runner received a termination signal (system shutdown?)".to_owned()
+        }
+    };
+    let shared: Arc<dyn TaskStore> = Arc::new(store.clone());
+    let ctx = RunContext {
+        store: shared.clone(),
+        grace: args.grace,
+        trampoline: std::env::current_exe().ok(),
+        reap_orphans: true,
+    };
+    let slot = match queue::acquire(&store, &record, args.max_parallel, &cancel).await {
+        Ok(Some(slot)) => slot,
+        Ok(None) => {
+            let error = format!("{} while queued", reason());
+            agent_loop::finish_early(shared.as_ref(), record, TaskStatus::Cancelled, error).await;
+            return;
+        }
+        Err(e) => {
+            let error = format!("could not take a slot in the queue: {e}");
+            agent_loop::finish_early(shared.as_ref(), record, TaskStatus::Failed, error).await;
+            return;
+        }
+    };
+    // The record may have changed while queued (progress is ours alone, but reload to be safe).
+    let record = store.load(&record.id).unwrap_or(record);
+    agent_loop::run_agent(&ctx, record, &cancel, reason).await;
+    drop(slot);
+}

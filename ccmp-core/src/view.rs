@@ -1,0 +1,99 @@
+//! [`TaskView`]: the stable JSON shape of a task that frontends print and scripts read.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::task::{TaskRecord, TaskStatus};
+use crate::worktree::Worktree;
+
+impl TaskRecord {
+    /// The JSON view of this record. `log_path` is where the store keeps the task's log.
+    pub fn view(&self, log_path: Option<PathBuf>) -> TaskView {
+        let outcome = self.outcome.clone().unwrap_or_default();
+        TaskView {
+            id: self.id.to_string(),
+            short_id: self.id.short(),
+            status: self.status,
+            prompt: self.spec.prompt.clone(),
+            working_dir: self.spec.working_dir.clone(),
+            model: self.spec.model.clone().or_else(|| self.agent_model.clone()),
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            exit_code: outcome.exit_code,
+            signal: outcome.signal,
+            is_error: outcome.is_error,
+            result: outcome.result,
+            error: outcome.error,
+            session_id: self.session_id.clone(),
+            num_turns: outcome.num_turns,
+            cost_usd: outcome.cost_usd,
+            usage: outcome.usage,
+            permission_denials: outcome.permission_denials,
+            progress: self.progress.clone(),
+            log_path,
+            follows: self.follows.map(|id| id.to_string()),
+            timeout_secs: self.spec.timeout_secs,
+            env: self.spec.env.keys().cloned().collect(),
+            worktree: self.worktree.clone(),
+        }
+    }
+}
+
+/// The stable JSON view of a task: what frontends print and scripts read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskView {
+    /// Full uuid.
+    pub id: String,
+    /// First 8 hex digits of the id.
+    pub short_id: String,
+    /// One of `queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`, `lost`.
+    pub status: TaskStatus,
+    /// The prompt.
+    pub prompt: String,
+    /// The canonical working dir.
+    pub working_dir: PathBuf,
+    /// The model asked for, else the one the agent reported.
+    pub model: Option<String>,
+    /// Creation time (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// Agent start time.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Time the task reached its terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Agent exit code.
+    pub exit_code: Option<i32>,
+    /// Signal that ended the agent.
+    pub signal: Option<i32>,
+    /// `is_error` as the agent reported it.
+    pub is_error: Option<bool>,
+    /// The agent's final text.
+    pub result: Option<String>,
+    /// Why the task did not succeed.
+    pub error: Option<String>,
+    /// The agent's session id (resume it with a follow-up).
+    pub session_id: Option<String>,
+    /// Turns taken.
+    pub num_turns: Option<u64>,
+    /// Cost in USD as the agent reported it (cumulative over a resumed session).
+    pub cost_usd: Option<f64>,
+    /// Token usage as the agent reported it.
+    pub usage: Option<serde_json::Value>,
+    /// Tool uses that were denied for lack of permission.
+    pub permission_denials: Vec<serde_json::Value>,
+    /// Latest activity, for example "turn 3: Bash".
+    pub progress: Option<String>,
+    /// Where the task's readable log is.
+    pub log_path: Option<PathBuf>,
+    /// The task this one follows up on.
+    pub follows: Option<String>,
+    /// Timeout in seconds, if any.
+    pub timeout_secs: Option<f64>,
+    /// Names (not values) of the extra environment variables given to the agent.
+    pub env: Vec<String>,
+    /// The task's worktree (path, branch, base commit, and what changed), with worktree isolation.
+    #[serde(default)]
+    pub worktree: Option<Worktree>,
+}
