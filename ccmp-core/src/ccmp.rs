@@ -64,7 +64,7 @@ impl Ccmp {
             None => FsStore::open_default()?,
         };
         let supervisor = DetachedSupervisor::new(store.clone(), config.clone())?;
-        let worktrees = store.root().join("worktrees");
+        let worktrees = store.layout().worktrees();
         Ok(Self::new(Arc::new(store), Arc::new(supervisor), config).with_worktree_root(worktrees))
     }
 
@@ -77,7 +77,7 @@ impl Ccmp {
     ) -> Self {
         let supervisor =
             DetachedSupervisor::with_runner_program(store.clone(), config.clone(), runner_program);
-        let worktrees = store.root().join("worktrees");
+        let worktrees = store.layout().worktrees();
         Self::new(Arc::new(store), Arc::new(supervisor), config).with_worktree_root(worktrees)
     }
 

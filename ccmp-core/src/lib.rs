@@ -26,8 +26,8 @@ mod config;
 mod duration;
 mod error;
 mod id;
-mod lock;
-mod paths;
+mod layout;
+mod private_file;
 mod process_identity;
 mod spec;
 mod store;
@@ -49,7 +49,7 @@ pub use crate::config::{
 pub use crate::duration::parse_duration;
 pub use crate::error::{ConfigError, Error, SpecError, StoreError, SupervisorError, WorktreeError};
 pub use crate::id::{IdPrefix, MIN_PREFIX_LEN, TaskId};
-pub use crate::paths::{STATE_DIR_ENV, default_state_dir};
+pub use crate::layout::{STATE_DIR_ENV, StateLayout, default_state_dir};
 pub use crate::process_identity::ProcessIdentity;
 pub use crate::spec::{
     MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, PERMISSION_MODES, TaskRequest, TaskSpec,

@@ -137,7 +137,7 @@ fn lock_repo(root: &Path, common_dir: &Path) -> Result<RepoLock, WorktreeError> 
         "{:016x}.lock",
         stable_hash(common_dir.as_os_str().as_encoded_bytes())
     ));
-    match crate::lock::lock_with_patience(&path, Duration::from_secs(60)) {
+    match crate::private_file::lock_with_patience(&path, Duration::from_secs(60)) {
         Ok(Some(file)) => Ok(RepoLock { _file: file }),
         Ok(None) => Err(io_err(io::Error::new(
             io::ErrorKind::TimedOut,

@@ -1,35 +1,28 @@
 //! [`FsStore`]: one directory per task under the state dir, every write atomic.
 //!
-//! Layout (directories 0700, files 0600):
-//!
-//! ```text
-//! <state>/tasks/<id>/record.json     the record, replaced by temp file + fsync + rename + fsync dir
-//! <state>/tasks/<id>/transcript.log  readable log; stdout.jsonl and stderr.log are the raw streams
-//! <state>/tasks/<id>/runner.lock     held (flock) by the task's runner for as long as it lives
-//! <state>/queue/, <state>/slots/     the cross-process queue (see `supervisor::slots`)
-//! ```
+//! Directories are 0700 and files 0600 (paths: [`StateLayout`]). A record is replaced by temp
+//! file + fsync + rename + fsync dir; `transcript.log` is the readable log, `stdout.jsonl` and
+//! `stderr.log` the raw streams.
 //!
 //! A task directory appears whole: it is built under a hidden temporary name and renamed into
 //! place, and removal renames it away before deleting. Names starting with `.` are ignored.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
 use crate::error::StoreError;
 use crate::id::{IdPrefix, TaskId};
+use crate::layout::StateLayout;
+use crate::private_file;
 use crate::task::{DamagedTask, SCHEMA_VERSION, TaskHeader, TaskRecord};
-
-const RECORD: &str = "record.json";
 
 /// The durable store: shared by every process that opens the same state dir.
 #[derive(Debug, Clone)]
 pub struct FsStore {
-    root: PathBuf,
-    tasks: PathBuf,
-    active: PathBuf,
+    layout: StateLayout,
 }
 
 impl FsStore {
@@ -80,48 +73,46 @@ impl FsStore {
                 ),
             ));
         }
-        for sub in ["tasks", "active", "queue", "slots"] {
+        let layout = StateLayout::new(root);
+        for sub in layout.dirs() {
             DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
-                .create(root.join(sub))
+                .create(sub)
                 .map_err(|source| StoreError::StateDirUnwritable {
-                    path: root.clone(),
+                    path: layout.root().to_owned(),
                     source,
                 })?;
         }
-        Ok(Self {
-            tasks: root.join("tasks"),
-            active: root.join("active"),
-            root,
-        })
+        Ok(Self { layout })
     }
 
     /// Opens the store at the default state dir (see [`default_state_dir`](crate::default_state_dir)).
     pub fn open_default() -> Result<Self, StoreError> {
-        Self::open(crate::paths::default_state_dir()?)
+        Self::open(crate::layout::default_state_dir()?)
     }
 
     /// The state dir.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
+    }
+
+    /// Where everything lives under the state dir.
+    pub fn layout(&self) -> &StateLayout {
+        &self.layout
     }
 
     /// The directory that holds one task's record and logs.
     pub fn task_dir(&self, id: &TaskId) -> PathBuf {
-        let name = id.simple();
-        self.tasks.join(&name[..2]).join(name)
+        self.layout.task_dir(id)
     }
 
-    /// The shard that holds a task's dir: tasks are spread over up to 256 dirs by the first two
-    /// hex digits of their id, so that resolving a prefix reads one small dir.
     fn shard_dir(&self, id: &TaskId) -> PathBuf {
-        self.tasks.join(&id.simple()[..2])
+        self.layout.shard(&id.simple())
     }
 
-    /// The marker that lists a task as queued or running.
     fn active_marker(&self, id: &TaskId) -> PathBuf {
-        self.active.join(id.simple())
+        self.layout.active_marker(id)
     }
 
     /// Keeps the active marker in step with the record's state. A stale marker is harmless
@@ -131,21 +122,16 @@ impl FsStore {
         if record.status.is_terminal() {
             let _ = fs::remove_file(marker);
         } else if !marker.exists() {
-            let _ = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .custom_flags(crate::store::NOFOLLOW)
-                .open(marker);
+            let _ = private_file::touch(&marker);
         }
     }
 
     fn shards(&self) -> Result<Vec<PathBuf>, StoreError> {
-        let entries = fs::read_dir(&self.tasks).map_err(|e| StoreError::read(&self.tasks, e))?;
+        let tasks = self.layout.tasks();
+        let entries = fs::read_dir(&tasks).map_err(|e| StoreError::read(&tasks, e))?;
         let mut shards = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| StoreError::read(&self.tasks, e))?;
+            let entry = entry.map_err(|e| StoreError::read(&tasks, e))?;
             let name = entry.file_name();
             let is_shard = name
                 .to_str()
@@ -157,28 +143,13 @@ impl FsStore {
         Ok(shards)
     }
 
-    /// The lock file a task's runner holds while it lives.
-    pub(crate) fn runner_lock_path(&self, id: &TaskId) -> PathBuf {
-        self.task_dir(id).join("runner.lock")
-    }
-
-    /// The marker file that asks a task's runner to cancel.
-    pub(crate) fn cancel_path(&self, id: &TaskId) -> PathBuf {
-        self.task_dir(id).join("cancel")
-    }
-
-    /// The runner's own diagnostics.
-    pub(crate) fn runner_log_path(&self, id: &TaskId) -> PathBuf {
-        self.task_dir(id).join("runner.log")
-    }
-
     fn record_path(&self, id: &TaskId) -> PathBuf {
-        self.task_dir(id).join(RECORD)
+        self.layout.record(id)
     }
 
     fn read_record(&self, id: &TaskId) -> Result<TaskRecord, StoreError> {
         let path = self.record_path(id);
-        let bytes = match fs::read(&path) {
+        let bytes = match private_file::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return if self.task_dir(id).is_dir() {
@@ -209,15 +180,15 @@ impl FsStore {
     }
 
     fn replace(&self, record: &TaskRecord, durable: bool) -> Result<(), StoreError> {
-        let dir = self.task_dir(&record.id);
+        let path = self.record_path(&record.id);
         let bytes = serialize(record)?;
-        write_replace(&dir, RECORD, &bytes, durable).map_err(|e| {
+        write_replace(&path, &bytes, durable).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StoreError::NotFound {
                     id: record.id.to_string(),
                 }
             } else {
-                StoreError::write(dir.join(RECORD), e)
+                StoreError::write(&path, e)
             }
         })?;
         self.mark_active(record);
@@ -277,20 +248,21 @@ fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, St
     Ok(record)
 }
 
-/// Writes `bytes` to `dir/name` atomically: temp file in `dir`, fsync, rename, fsync `dir`.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    write_replace(dir, name, bytes, true)
+/// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync the dir.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_replace(path, bytes, true)
 }
 
-/// Writes `bytes` to `dir/name` by temp file and rename: readers see the old or the new content,
+/// Writes `bytes` to `path` by temp file and rename: readers see the old or the new content,
 /// never a mix. With `durable`, the file and the directory are fsynced too.
-fn write_replace(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     if durable {
         tmp.as_file().sync_all()?;
     }
-    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     if durable {
         sync_dir(dir)?;
     }
@@ -327,16 +299,17 @@ fn dir_ids(dir: &Path) -> Result<Vec<TaskId>, StoreError> {
 impl TaskStore for FsStore {
     fn create(&self, record: &TaskRecord) -> Result<(), StoreError> {
         let unwritable = |source| StoreError::StateDirUnwritable {
-            path: self.root.clone(),
+            path: self.root().to_owned(),
             source,
         };
+        let tasks = self.layout.tasks();
         let staging = tempfile::Builder::new()
             .prefix(".new-")
             .permissions(fs::Permissions::from_mode(0o700))
-            .tempdir_in(&self.tasks)
+            .tempdir_in(&tasks)
             .map_err(unwritable)?;
         let bytes = serialize(record)?;
-        write_atomic(staging.path(), RECORD, &bytes)
+        write_atomic(&staging.path().join(crate::layout::RECORD), &bytes)
             .map_err(|e| StoreError::write(staging.path(), e))?;
         let final_dir = self.task_dir(&record.id);
         if final_dir.exists() {
@@ -346,7 +319,7 @@ impl TaskStore for FsStore {
         }
         let shard = self.shard_dir(&record.id);
         match DirBuilder::new().mode(0o700).create(&shard) {
-            Ok(()) => sync_dir(&self.tasks).map_err(|e| StoreError::write(&self.tasks, e))?,
+            Ok(()) => sync_dir(&tasks).map_err(|e| StoreError::write(&tasks, e))?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(StoreError::write(&shard, e)),
         }
@@ -375,14 +348,14 @@ impl TaskStore for FsStore {
         active_only: bool,
     ) -> Result<Vec<Result<TaskHeader, DamagedTask>>, StoreError> {
         let ids = if active_only {
-            dir_ids(&self.active)?
+            dir_ids(&self.layout.active())?
         } else {
             self.ids()?
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let path = self.record_path(&id);
-            let header = match fs::read(&path) {
+            let header = match private_file::read(&path) {
                 Ok(bytes) => serde_json::from_slice::<TaskHeader>(&bytes)
                     .ok()
                     .filter(|h| h.id == id)
@@ -439,9 +412,10 @@ impl TaskStore for FsStore {
     fn remove(&self, id: &TaskId) -> Result<(), StoreError> {
         let dir = self.task_dir(id);
         let _ = fs::remove_file(self.active_marker(id));
-        let trash = self
-            .tasks
-            .join(format!(".trash-{}-{}", id.simple(), TaskId::new().short()));
+        let trash =
+            self.layout
+                .tasks()
+                .join(format!(".trash-{}-{}", id.simple(), TaskId::new().short()));
         match fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -459,14 +433,8 @@ impl TaskStore for FsStore {
         id: &TaskId,
         stream: LogStream,
     ) -> Result<Box<dyn Write + Send>, StoreError> {
-        let path = self.task_dir(id).join(stream.file_name());
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(crate::store::NOFOLLOW)
-            .open(&path)
-            .map_err(|e| StoreError::write(&path, e))?;
+        let path = self.layout.log(id, stream);
+        let file = private_file::open_append(&path).map_err(|e| StoreError::write(&path, e))?;
         Ok(Box::new(file))
     }
 
@@ -476,8 +444,8 @@ impl TaskStore for FsStore {
         stream: LogStream,
         range: LogRange,
     ) -> Result<LogChunk, StoreError> {
-        let path = self.task_dir(id).join(stream.file_name());
-        let mut file = match File::open(&path) {
+        let path = self.layout.log(id, stream);
+        let mut file = match private_file::open_read(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if !self.task_dir(id).is_dir() {
@@ -508,7 +476,7 @@ impl TaskStore for FsStore {
     }
 
     fn log_path(&self, id: &TaskId, stream: LogStream) -> Option<PathBuf> {
-        Some(self.task_dir(id).join(stream.file_name()))
+        Some(self.layout.log(id, stream))
     }
 
     fn watch(&self, ids: &[TaskId]) -> TaskWatch {
@@ -533,7 +501,7 @@ impl TaskStore for FsStore {
             };
         }
         // Every prefix has at least 4 digits, so it names one shard.
-        let shard = self.tasks.join(&prefix.as_str()[..2]);
+        let shard = self.layout.shard(prefix.as_str());
         let ids = match dir_ids(&shard) {
             Ok(ids) => ids,
             Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {

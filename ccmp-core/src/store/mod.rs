@@ -22,10 +22,6 @@ use crate::error::StoreError;
 use crate::id::{IdPrefix, TaskId};
 use crate::task::{DamagedTask, TaskHeader, TaskRecord};
 
-/// `O_NOFOLLOW`: files ccmp creates in the state dir never follow a symlink planted in their
-/// place.
-pub(crate) const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-
 /// One entry of [`TaskStore::list`]: a record, or a task whose record cannot be read.
 pub type Listed = Result<TaskRecord, DamagedTask>;
 

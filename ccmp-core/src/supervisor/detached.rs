@@ -12,9 +12,8 @@
 //! by the runner's lock being free *and* its recorded identity no longer matching a live process.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::TryLockError;
 use std::io::{self, BufRead, BufReader};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -25,6 +24,7 @@ use super::{Supervisor, reaper, unix};
 use crate::config::Config;
 use crate::error::{StoreError, SupervisorError};
 use crate::id::TaskId;
+use crate::private_file;
 use crate::store::{FsStore, TaskStore};
 use crate::task::{Outcome, TaskRecord, TaskStatus};
 
@@ -76,22 +76,14 @@ impl DetachedSupervisor {
     }
 }
 
-fn open_runner_log(store: &FsStore, id: &TaskId) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(crate::store::NOFOLLOW)
-        .open(store.runner_log_path(id))
-}
-
 impl Supervisor for DetachedSupervisor {
     fn launch(&self, record: &TaskRecord) -> Result<(), SupervisorError> {
         let spawn_err = |source| SupervisorError::SpawnRunner {
             program: self.runner_program.clone(),
             source,
         };
-        let log = open_runner_log(&self.store, &record.id).map_err(spawn_err)?;
+        let log = private_file::open_append(&self.store.layout().runner_log(&record.id))
+            .map_err(spawn_err)?;
         let mut child = Command::new(&self.runner_program)
             .arg(RUNNER_CMD)
             .args(self.runner_args(&record.id))
@@ -112,8 +104,9 @@ impl Supervisor for DetachedSupervisor {
             return Ok(());
         }
         let status = child.wait().map_err(spawn_err)?;
-        let log_tail =
-            std::fs::read_to_string(self.store.runner_log_path(&record.id)).unwrap_or_default();
+        let log_tail = private_file::read(&self.store.layout().runner_log(&record.id))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
         let reason = log_tail
             .lines()
             .rev()
@@ -132,9 +125,8 @@ impl Supervisor for DetachedSupervisor {
     }
 
     fn cancel(&self, record: &TaskRecord) -> Result<(), SupervisorError> {
-        let marker = self.store.cancel_path(&record.id);
-        let dir = self.store.task_dir(&record.id);
-        crate::store::write_atomic(&dir, "cancel", chrono::Utc::now().to_rfc3339().as_bytes())
+        let marker = self.store.layout().cancel_marker(&record.id);
+        crate::store::write_atomic(&marker, chrono::Utc::now().to_rfc3339().as_bytes())
             .map_err(|e| StoreError::write(marker, e))?;
         // A runner that has not registered yet sees the marker when it does.
         if let Some(runner) = &record.runner {
@@ -152,8 +144,8 @@ impl Supervisor for DetachedSupervisor {
         if record.status.is_terminal() {
             return Ok(record);
         }
-        let lock_path = self.store.runner_lock_path(&record.id);
-        let lock = match crate::lock::open_lock(&lock_path) {
+        let lock_path = self.store.layout().runner_lock(&record.id);
+        let lock = match private_file::open_lock(&lock_path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound {

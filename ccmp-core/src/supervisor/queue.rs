@@ -11,16 +11,16 @@
 //!   the queue is below the number of free slots. Entries of runners that died are removed by
 //!   whoever finds them (a live runner holds its task's `runner.lock`).
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::id::TaskId;
-use crate::lock::open_lock;
+use crate::layout::StateLayout;
+use crate::private_file::{self, open_lock};
 use crate::store::{DirWatch, FsStore};
 use crate::task::TaskRecord;
 
@@ -31,8 +31,6 @@ const RETRY: Duration = Duration::from_millis(5);
 const FALLBACK: Duration = Duration::from_millis(1000);
 /// Polling interval when inotify is not available.
 const POLL: Duration = Duration::from_millis(50);
-/// The file a runner touches in the queue dir when it frees its slot, to wake the waiters.
-const POKE: &str = ".poke";
 
 /// What one attempt found.
 enum Turn {
@@ -46,25 +44,19 @@ enum Turn {
 #[derive(Debug)]
 pub(crate) struct Slot {
     lock: File,
-    queue_dir: PathBuf,
+    layout: StateLayout,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let _ = self.lock.unlock();
-        poke(&self.queue_dir);
+        poke(&self.layout);
     }
 }
 
 /// Wakes the runners waiting in `queue_dir` (an inotify close-write event on `.poke`).
-pub(crate) fn poke(queue_dir: &Path) {
-    let _ = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(crate::store::NOFOLLOW)
-        .open(queue_dir.join(POKE));
+pub(crate) fn poke(layout: &StateLayout) {
+    let _ = private_file::poke(&layout.queue_poke());
 }
 
 /// Tells a waiting runner that the queue changed: an entry left (a runner took a slot or gave
@@ -92,16 +84,13 @@ impl Watch {
 
 /// Whether the runner of `id` is alive, judged by its `runner.lock`.
 pub(crate) fn runner_alive(store: &FsStore, id: &TaskId) -> bool {
-    match open_lock(&store.runner_lock_path(id)) {
-        Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
-        Err(_) => false,
-    }
+    private_file::is_locked(&store.layout().runner_lock(id))
 }
 
 #[derive(Debug)]
 struct Queue {
     dir: PathBuf,
-    slots: PathBuf,
+    layout: StateLayout,
     lock: File,
     entry: String,
     max_parallel: usize,
@@ -109,8 +98,8 @@ struct Queue {
 
 impl Queue {
     fn join(store: &FsStore, record: &TaskRecord, max_parallel: usize) -> io::Result<Self> {
-        let root = store.root();
-        let dir = root.join("queue");
+        let layout = store.layout().clone();
+        let dir = layout.queue();
         let nanos = record
             .created_at
             .timestamp_nanos_opt()
@@ -119,8 +108,8 @@ impl Queue {
         let entry = format!("{nanos:020}-{}", record.id.simple());
         open_lock(&dir.join(&entry))?;
         Ok(Self {
-            lock: open_lock(&root.join("queue.lock"))?,
-            slots: root.join("slots"),
+            lock: open_lock(&layout.queue_lock())?,
+            layout,
             dir,
             entry,
             max_parallel,
@@ -178,7 +167,7 @@ impl Queue {
         }
         let mut free = Vec::new();
         for n in 0..self.max_parallel {
-            let file = open_lock(&self.slots.join(format!("{n}.lock")))?;
+            let file = open_lock(&self.layout.slot(n))?;
             match file.try_lock() {
                 Ok(()) => free.push(file),
                 Err(TryLockError::WouldBlock) => {}
@@ -198,7 +187,7 @@ impl Queue {
             self.leave();
             return Ok(Turn::Taken(Slot {
                 lock,
-                queue_dir: self.dir.clone(),
+                layout: self.layout.clone(),
             }));
         }
         Ok(Turn::Wait(Some(entries.len())))

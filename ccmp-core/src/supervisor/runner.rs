@@ -67,8 +67,8 @@ pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
 
 /// Takes the task's runner lock, waiting briefly in case a reader holds it for a moment.
 fn lock_runner(store: &FsStore, id: &TaskId) -> Result<File, StoreError> {
-    let path = store.runner_lock_path(id);
-    match crate::lock::lock_with_patience(&path, Duration::from_secs(5)) {
+    let path = store.layout().runner_lock(id);
+    match crate::private_file::lock_with_patience(&path, Duration::from_secs(5)) {
         Ok(Some(file)) => Ok(file),
         Ok(None) => Err(StoreError::Locked { path, secs: 5 }),
         Err(e) => Err(StoreError::write(&path, e)),
@@ -126,7 +126,7 @@ async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
             });
         }
     }
-    let marker = store.cancel_path(&record.id);
+    let marker = store.layout().cancel_marker(&record.id);
     if marker.exists() {
         cancel.cancel();
     }

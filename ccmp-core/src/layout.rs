@@ -1,0 +1,169 @@
+//! Where everything lives under the state dir: every path ccmp uses is named here, once.
+//!
+//! The state dir is `$CCMP_STATE_DIR`, else the XDG state dir (`~/.local/state/ccmp`). Every
+//! frontend on a machine that resolves the same state dir shares the same tasks, queue and slots.
+//!
+//! ```text
+//! <state>/tasks/<2 hex>/<id>/   one dir per task (record, logs, runner.lock, cancel marker)
+//! <state>/active/<id>           marker of a task that may be queued or running
+//! <state>/queue/, queue.lock    the machine-wide queue; slots/<n>.lock, one per running agent
+//! <state>/worktrees/<id>/       git worktrees of worktree-isolated tasks
+//! <state>/ccmp-mcp.log          the MCP server's log
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use etcetera::BaseStrategy;
+
+use crate::error::StoreError;
+use crate::id::TaskId;
+use crate::store::LogStream;
+
+/// The environment variable that overrides the state dir.
+pub const STATE_DIR_ENV: &str = "CCMP_STATE_DIR";
+
+/// The state dir: `$CCMP_STATE_DIR` if set and non-empty, else `$XDG_STATE_HOME/ccmp`, else
+/// `~/.local/state/ccmp`.
+pub fn default_state_dir() -> Result<PathBuf, StoreError> {
+    if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let strategy = etcetera::choose_base_strategy().map_err(|_| StoreError::NoStateDir)?;
+    strategy
+        .state_dir()
+        .map(|d| d.join("ccmp"))
+        .ok_or(StoreError::NoStateDir)
+}
+
+/// The paths under one state dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateLayout {
+    root: PathBuf,
+}
+
+impl StateLayout {
+    /// The layout under `root` (which should be canonical).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The state dir itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The dirs created when a store is opened.
+    pub(crate) fn dirs(&self) -> [PathBuf; 4] {
+        [self.tasks(), self.active(), self.queue(), self.slots()]
+    }
+
+    /// Where task dirs live (in shards).
+    pub fn tasks(&self) -> PathBuf {
+        self.root.join("tasks")
+    }
+
+    /// The shard that holds a task's dir: tasks are spread over up to 256 dirs by the first two
+    /// hex digits of their id, so that resolving a prefix reads one small dir.
+    pub fn shard(&self, id_digits: &str) -> PathBuf {
+        self.tasks().join(&id_digits[..2])
+    }
+
+    /// The dir that holds one task's record, logs and lock.
+    pub fn task_dir(&self, id: &TaskId) -> PathBuf {
+        let name = id.simple();
+        self.shard(&name).join(name)
+    }
+
+    /// A task's record.
+    pub fn record(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join(RECORD)
+    }
+
+    /// One of a task's logs.
+    pub fn log(&self, id: &TaskId, stream: LogStream) -> PathBuf {
+        self.task_dir(id).join(stream.file_name())
+    }
+
+    /// The lock file a task's runner holds (flock) for as long as it lives.
+    pub fn runner_lock(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("runner.lock")
+    }
+
+    /// The runner's own diagnostics (its stderr).
+    pub fn runner_log(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("runner.log")
+    }
+
+    /// The marker file that asks a task's runner to cancel.
+    pub fn cancel_marker(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join(CANCEL)
+    }
+
+    /// Where the markers of queued and running tasks live.
+    pub fn active(&self) -> PathBuf {
+        self.root.join("active")
+    }
+
+    /// The marker that lists a task as queued or running.
+    pub fn active_marker(&self, id: &TaskId) -> PathBuf {
+        self.active().join(id.simple())
+    }
+
+    /// Where waiting runners keep their places in line.
+    pub fn queue(&self) -> PathBuf {
+        self.root.join("queue")
+    }
+
+    /// The file a runner touches in the queue dir when it frees its slot, to wake the waiters.
+    pub fn queue_poke(&self) -> PathBuf {
+        self.queue().join(".poke")
+    }
+
+    /// The lock held while a runner looks at the line and takes a slot.
+    pub fn queue_lock(&self) -> PathBuf {
+        self.root.join("queue.lock")
+    }
+
+    /// Where the slot locks live.
+    pub fn slots(&self) -> PathBuf {
+        self.root.join("slots")
+    }
+
+    /// Slot `n`: held (flock) by a runner while its agent runs.
+    pub fn slot(&self, n: usize) -> PathBuf {
+        self.slots().join(format!("{n}.lock"))
+    }
+
+    /// Where the worktrees of worktree-isolated tasks live.
+    pub fn worktrees(&self) -> PathBuf {
+        self.root.join("worktrees")
+    }
+
+    /// The MCP server's log.
+    pub fn mcp_log(&self) -> PathBuf {
+        self.root.join("ccmp-mcp.log")
+    }
+}
+
+/// A task's record file, inside its dir.
+pub(crate) const RECORD: &str = "record.json";
+/// The cancel marker, inside a task dir.
+const CANCEL: &str = "cancel";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_state_dir_is_private_to_the_user_not_a_shared_tmp() {
+        // Only meaningful where the environment does not choose a dir itself.
+        if std::env::var_os(STATE_DIR_ENV).is_some() || std::env::var_os("XDG_STATE_HOME").is_some()
+        {
+            return;
+        }
+        let dir = default_state_dir().unwrap();
+        let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(dir, home.join(".local/state/ccmp"));
+        assert!(!dir.starts_with("/tmp"));
+    }
+}

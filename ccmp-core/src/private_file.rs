@@ -1,0 +1,123 @@
+//! Opening files in the state dir: private (0600), never through a planted symlink.
+//!
+//! Every file ccmp opens in the state dir, to write it or to read it, goes through here, so a
+//! symlink someone planted in place of a record, a log or a lock is refused (`O_NOFOLLOW`) rather
+//! than followed out of the state dir. Lock files are locked with `flock`, which the kernel
+//! releases when their holder dies, however it dies.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `O_NOFOLLOW`, as the custom flag `OpenOptions` takes.
+const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
+fn options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.mode(0o600).custom_flags(NOFOLLOW);
+    options
+}
+
+/// Opens a file for reading.
+pub(crate) fn open_read(path: &Path) -> io::Result<File> {
+    options().read(true).open(path)
+}
+
+/// Reads a whole file.
+pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_read(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Opens (creating if needed) a file to append to: logs.
+pub(crate) fn open_append(path: &Path) -> io::Result<File> {
+    options().create(true).append(true).open(path)
+}
+
+/// Creates a file if it does not exist, leaving any content: markers.
+pub(crate) fn touch(path: &Path) -> io::Result<()> {
+    options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map(drop)
+}
+
+/// Creates or empties a file: a write that wakes inotify watchers (close-write).
+pub(crate) fn poke(path: &Path) -> io::Result<()> {
+    options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map(drop)
+}
+
+/// Opens (creating if needed) a lock file without locking it.
+pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
+    options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
+/// Whether some live process holds the lock of `path`. A missing file is not held.
+pub(crate) fn is_locked(path: &Path) -> bool {
+    match open_lock(path) {
+        Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+/// Takes the exclusive lock of `path`, retrying while another process holds it. `Ok(None)` if it
+/// is still held after `patience`.
+pub(crate) fn lock_with_patience(path: &Path, patience: Duration) -> io::Result<Option<File>> {
+    let file = open_lock(path)?;
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(TryLockError::WouldBlock) if start.elapsed() < patience => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planted_symlinks_are_refused_for_reads_and_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "secret").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(read(&link).is_err());
+        assert!(open_append(&link).is_err());
+        assert!(open_lock(&link).is_err());
+        assert!(touch(&link).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "secret");
+        assert_eq!(read(&target).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn new_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        open_append(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
