@@ -442,7 +442,6 @@ fn populate(state: &Path, work: &Path, n: usize) -> anyhow::Result<Vec<String>> 
                             ccmp_core::Outcome {
                                 result: Some("Added 12 tests; all pass.".into()),
                                 exit_code: Some(0),
-                                is_error: Some(false),
                                 num_turns: Some(7),
                                 cost_usd: Some(0.21),
                                 ..Default::default()

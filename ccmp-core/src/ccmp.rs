@@ -113,7 +113,8 @@ impl Ccmp {
         request: TaskRequest,
         follows: Option<&TaskRecord>,
     ) -> Result<TaskRecord, Error> {
-        let spec = request.validate(&self.config.agent_program)?;
+        let program = self.config.program_for(request.agent.kind()).clone();
+        let spec = request.validate(&program)?;
         let mut record = TaskRecord::new(spec);
         record.follows = follows.map(|f| f.id);
         let mut created_worktree = false;
@@ -146,13 +147,7 @@ impl Ccmp {
         }
         if let Err(e) = self.supervisor.launch(&record) {
             // The task exists now; record why it never ran so that it is not a mystery later.
-            record.finish(
-                TaskStatus::Failed,
-                Outcome {
-                    error: Some(format!("{e:#}")),
-                    ..Outcome::default()
-                },
-            );
+            record.finish(TaskStatus::Failed, Outcome::failure(format!("{e:#}")));
             let _ = self.store.save(&record);
             return Err(e.into());
         }

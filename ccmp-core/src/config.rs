@@ -3,11 +3,12 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use crate::agent::AgentKind;
 use crate::error::ConfigError;
 
 /// The environment variable that sets `max_parallel`.
 pub const MAX_PARALLEL_ENV: &str = "CCMP_MAX_PARALLEL";
-/// The environment variable that names the agent program.
+/// The environment variable that names the Claude Code program.
 pub const CLAUDE_BIN_ENV: &str = "CCMP_CLAUDE_BIN";
 /// The environment variable that sets the grace period between TERM and KILL, in seconds.
 pub const GRACE_ENV: &str = "CCMP_GRACE_SECS";
@@ -24,8 +25,9 @@ pub struct Config {
     pub max_parallel: usize,
     /// Time between TERM and KILL when stopping an agent.
     pub grace: Duration,
-    /// The agent program used when a request names none (a bare name is looked up on PATH).
-    pub agent_program: OsString,
+    /// The Claude Code program run when a request names none (a bare name is looked up on
+    /// PATH).
+    pub claude_program: OsString,
 }
 
 impl Default for Config {
@@ -33,12 +35,19 @@ impl Default for Config {
         Self {
             max_parallel: DEFAULT_MAX_PARALLEL,
             grace: DEFAULT_GRACE,
-            agent_program: OsString::from("claude"),
+            claude_program: OsString::from(AgentKind::Claude.default_program()),
         }
     }
 }
 
 impl Config {
+    /// The program run for `kind` when a request names none.
+    pub fn program_for(&self, kind: AgentKind) -> &OsString {
+        match kind {
+            AgentKind::Claude => &self.claude_program,
+        }
+    }
+
     /// Defaults overridden by `CCMP_MAX_PARALLEL`, `CCMP_GRACE_SECS` and `CCMP_CLAUDE_BIN`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut config = Self::default();
@@ -66,7 +75,7 @@ impl Config {
                 })?;
         }
         if let Some(program) = std::env::var_os(CLAUDE_BIN_ENV).filter(|p| !p.is_empty()) {
-            config.agent_program = program;
+            config.claude_program = program;
         }
         Ok(config)
     }

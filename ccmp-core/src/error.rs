@@ -1,7 +1,10 @@
-//! Error types, one enum per area.
+//! Error types, one enum per area, and the [`Hint`]s that say what to do next.
 //!
 //! Messages are lowercase fragments without a trailing period and never repeat their source, so
-//! that a `{:#}` chain reads cleanly. Conditions a user can fix carry a hint in the message.
+//! that a `{:#}` chain reads cleanly. A message says what was wrong in ccmp's own terms and never
+//! names one frontend's commands; where the fix is a ccmp action (list, cancel, remove), the
+//! error also carries a [`Hint`] as data, which each frontend renders in its own language (CLI
+//! flags for people, tool calls for a model).
 
 use std::io;
 use std::path::PathBuf;
@@ -71,12 +74,14 @@ pub enum SpecError {
         value: String,
     },
     /// The agent program could not be found.
-    #[error("agent program `{program}` was not found{}; install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set CCMP_CLAUDE_BIN to the path of the `claude` binary", if *.on_path { " on PATH" } else { "" })]
+    #[error("agent program `{program}` was not found{}; {hint}", if *.on_path { " on PATH" } else { "" })]
     AgentNotFound {
         /// The program as configured.
         program: String,
         /// Whether it was looked up on PATH (a bare name) rather than as a path.
         on_path: bool,
+        /// How to install the agent or point ccmp at it.
+        hint: String,
     },
 }
 
@@ -85,7 +90,7 @@ pub enum SpecError {
 #[non_exhaustive]
 pub enum StoreError {
     /// No task has this id or prefix.
-    #[error("no task matches `{id}`; run `ccmp list --all` to see task ids")]
+    #[error("no task matches `{id}`")]
     NotFound {
         /// The id or prefix as given.
         id: String,
@@ -137,7 +142,7 @@ pub enum StoreError {
     #[error("cannot find a home directory for the default state dir; set CCMP_STATE_DIR")]
     NoStateDir,
     /// A task record exists but cannot be parsed.
-    #[error("task record `{path}` is damaged ({reason}); remove the task with `ccmp cleanup {id}`")]
+    #[error("task record `{path}` is damaged ({reason}); cleanup removes the task")]
     Damaged {
         /// Short id of the task.
         id: String,
@@ -170,11 +175,12 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    /// A lock could not be taken in time.
+    /// A lock is held by another live process (a `flock` is released when its holder exits, so
+    /// it is never stale and must not be deleted).
     #[error(
-        "task store is locked by another ccmp process (waited {secs}s); if none is running, remove `{path}`"
+        "`{path}` is held by another live ccmp process (waited {secs}s); it is released when that process exits"
     )]
-    Locked {
+    LockHeld {
         /// The lock file.
         path: PathBuf,
         /// How long we waited.
@@ -203,6 +209,15 @@ impl StoreError {
     /// Whether this error means the task does not exist (as opposed to a damaged store).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// What the caller can do next, if a ccmp action helps.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::NotFound { .. } => Some(Hint::ListAllTasks),
+            Self::Damaged { id, .. } => Some(Hint::RemoveTask { id: id.clone() }),
+            _ => None,
+        }
     }
 }
 
@@ -364,7 +379,9 @@ pub enum Error {
     #[error(transparent)]
     Worktree(#[from] WorktreeError),
     /// The task is still queued or running.
-    #[error("task {id} is still {status}; cancel it first, or pass force to cancel and remove it")]
+    #[error(
+        "task {id} is still {status}; cancel it first, or remove it with force (which cancels it)"
+    )]
     TaskActive {
         /// Short id.
         id: String,
@@ -406,6 +423,18 @@ impl Error {
         )
     }
 
+    /// What the caller can do next, if a ccmp action helps. Frontends render it in their own
+    /// terms after the message.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Store(e) => e.hint(),
+            Self::Supervisor(SupervisorError::Store(e)) => e.hint(),
+            Self::TaskActive { id, .. } => Some(Hint::CancelOrForceRemove { id: id.clone() }),
+            Self::FollowUpActive { id, .. } => Some(Hint::WaitForTask { id: id.clone() }),
+            _ => None,
+        }
+    }
+
     /// Whether this error is bad input that the caller can fix (as opposed to a system fault).
     pub fn is_invalid_input(&self) -> bool {
         if let Self::Worktree(e) = self {
@@ -420,6 +449,30 @@ impl Error {
                 | Self::NoSession { .. }
         )
     }
+}
+
+/// What the caller can do next, as data. The CLI says it with its commands and flags, the MCP
+/// server with its tools and parameters; the core never names either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hint {
+    /// List every task, finished ones included, to find the right id.
+    ListAllTasks,
+    /// Remove this task (by its short id).
+    RemoveTask {
+        /// Short id.
+        id: String,
+    },
+    /// Cancel this task, or remove it with force (which cancels it first).
+    CancelOrForceRemove {
+        /// Short id.
+        id: String,
+    },
+    /// Wait for this task to finish.
+    WaitForTask {
+        /// Short id.
+        id: String,
+    },
 }
 
 /// Escapes control characters so that a value can be quoted in an error message.

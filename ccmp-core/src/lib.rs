@@ -29,6 +29,7 @@ mod id;
 mod layout;
 mod private_file;
 mod process_identity;
+mod schema_v1;
 mod spec;
 mod store;
 mod supervisor;
@@ -38,7 +39,10 @@ mod worktree;
 
 use std::process::ExitCode;
 
-pub use crate::agent::{Invocation, STRIPPED_ENV, TASK_ENV, invocation, signal_name};
+pub use crate::agent::{
+    AgentKind, AgentOptions, ClaudeOptions, ClaudeOutcome, Invocation, PERMISSION_MODES,
+    STRIPPED_ENV, TASK_ENV, invocation, signal_name,
+};
 pub use crate::ccmp::{
     CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT,
     SkippedTask, TaskList, WaitMode, WaitOutcome,
@@ -47,19 +51,20 @@ pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
 };
 pub use crate::duration::parse_duration;
-pub use crate::error::{ConfigError, Error, SpecError, StoreError, SupervisorError, WorktreeError};
+pub use crate::error::{
+    ConfigError, Error, Hint, SpecError, StoreError, SupervisorError, WorktreeError,
+};
 pub use crate::id::{IdPrefix, MIN_PREFIX_LEN, TaskId};
 pub use crate::layout::{STATE_DIR_ENV, StateLayout, default_state_dir};
 pub use crate::process_identity::ProcessIdentity;
-pub use crate::spec::{
-    MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, PERMISSION_MODES, TaskRequest, TaskSpec,
-};
+pub use crate::spec::{MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, TaskRequest, TaskSpec};
 pub use crate::store::{
     FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore, TaskWatch,
 };
 pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
 pub use crate::task::{
-    AgentProcess, DamagedTask, Outcome, SCHEMA_VERSION, TaskHeader, TaskRecord, TaskStatus,
+    AgentOutcome, AgentProcess, DamagedTask, Outcome, SCHEMA_VERSION, TaskHeader, TaskRecord,
+    TaskStatus,
 };
 pub use crate::view::TaskView;
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};

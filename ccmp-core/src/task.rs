@@ -10,6 +10,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::agent::ClaudeOutcome;
 use crate::error::escape;
 use crate::id::TaskId;
 use crate::process_identity::ProcessIdentity;
@@ -17,7 +18,7 @@ use crate::spec::TaskSpec;
 use crate::worktree::Worktree;
 
 /// The current record schema version. Readers accept this version and older ones.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where a task is in its life. Terminal states never change again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,45 +103,56 @@ pub struct AgentProcess {
     pub pgid: i32,
 }
 
-/// What the agent reported, as parsed from its `stream-json` output and exit status.
+/// How a task ended, in terms every agent shares, plus what only its agent reports.
+///
+/// What an agent cannot report stays `None` (absent), never zero.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Outcome {
     /// The agent's exit code, if it exited normally.
-    #[serde(default)]
     pub exit_code: Option<i32>,
     /// The signal that ended the agent, if one did.
-    #[serde(default)]
     pub signal: Option<i32>,
-    /// `is_error` from the result line.
-    #[serde(default)]
-    pub is_error: Option<bool>,
-    /// `subtype` from the result line (informational only: API errors come back as `success`).
-    #[serde(default)]
-    pub subtype: Option<String>,
     /// The agent's final text.
-    #[serde(default)]
     pub result: Option<String>,
-    /// `num_turns` from the result line.
-    #[serde(default)]
-    pub num_turns: Option<u64>,
-    /// `total_cost_usd` from the result line (cumulative over a resumed session).
-    #[serde(default)]
-    pub cost_usd: Option<f64>,
-    /// `usage` from the result line, as the agent reported it.
-    #[serde(default)]
-    pub usage: Option<serde_json::Value>,
-    /// `permission_denials` from the result line.
-    #[serde(default)]
-    pub permission_denials: Vec<serde_json::Value>,
-    /// `api_error_status` from the result line.
-    #[serde(default)]
-    pub api_error_status: Option<i64>,
-    /// `terminal_reason` from the result line.
-    #[serde(default)]
-    pub terminal_reason: Option<String>,
-    /// A human-readable reason when the task did not succeed.
-    #[serde(default)]
+    /// Why the task did not succeed, in words, with what to do about it.
     pub error: Option<String>,
+    /// Turns (model calls) the agent took.
+    pub num_turns: Option<u64>,
+    /// Cost in USD as the agent reported it (for Claude Code, cumulative over a resumed session).
+    pub cost_usd: Option<f64>,
+    /// Input tokens of this run.
+    pub input_tokens: Option<u64>,
+    /// Output tokens of this run.
+    pub output_tokens: Option<u64>,
+    /// What only this task's agent reports.
+    pub agent: Option<AgentOutcome>,
+}
+
+impl Outcome {
+    /// An outcome that is only an error: the task ended before its agent reported anything.
+    pub fn failure(text: impl Into<String>) -> Self {
+        Self {
+            error: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// What Claude Code reported, if the agent was Claude Code.
+    pub fn claude(&self) -> Option<&ClaudeOutcome> {
+        match &self.agent {
+            Some(AgentOutcome::Claude(claude)) => Some(claude),
+            None => None,
+        }
+    }
+}
+
+/// The part of an [`Outcome`] only one agent reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentOutcome {
+    /// Claude Code's result line.
+    Claude(ClaudeOutcome),
 }
 
 /// Everything known about one task. This is what a [`TaskStore`](crate::TaskStore) persists.
@@ -168,9 +180,9 @@ pub struct TaskRecord {
     /// The runner process that owns the task (detached supervisor only).
     #[serde(default)]
     pub runner: Option<ProcessIdentity>,
-    /// The agent process, once started.
+    /// The agent's process, once started.
     #[serde(default)]
-    pub agent: Option<AgentProcess>,
+    pub agent_process: Option<AgentProcess>,
     /// The session id the agent reported (known from its first line).
     #[serde(default)]
     pub session_id: Option<String>,
@@ -204,7 +216,7 @@ impl TaskRecord {
             finished_at: None,
             creator: ProcessIdentity::current().ok(),
             runner: None,
-            agent: None,
+            agent_process: None,
             session_id: None,
             agent_model: None,
             progress: None,
@@ -215,7 +227,7 @@ impl TaskRecord {
     }
 
     /// Where the agent runs: the task's worktree, else its working dir.
-    pub fn run_dir(&self) -> &std::path::Path {
+    pub fn agent_dir(&self) -> &std::path::Path {
         self.worktree
             .as_ref()
             .map_or(&self.spec.working_dir, |w| &w.path)

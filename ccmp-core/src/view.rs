@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::agent::AgentKind;
 use crate::task::{TaskRecord, TaskStatus};
 use crate::worktree::Worktree;
 
@@ -12,26 +13,30 @@ impl TaskRecord {
     /// The JSON view of this record. `log_path` is where the store keeps the task's log.
     pub fn view(&self, log_path: Option<PathBuf>) -> TaskView {
         let outcome = self.outcome.clone().unwrap_or_default();
+        let claude = outcome.claude().cloned().unwrap_or_default();
         TaskView {
             id: self.id.to_string(),
             short_id: self.id.short(),
             status: self.status,
             prompt: self.spec.prompt.clone(),
             working_dir: self.spec.working_dir.clone(),
+            agent: self.spec.agent_kind(),
             model: self.spec.model.clone().or_else(|| self.agent_model.clone()),
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
             exit_code: outcome.exit_code,
             signal: outcome.signal,
-            is_error: outcome.is_error,
+            is_error: claude.is_error,
             result: outcome.result,
             error: outcome.error,
             session_id: self.session_id.clone(),
             num_turns: outcome.num_turns,
             cost_usd: outcome.cost_usd,
-            usage: outcome.usage,
-            permission_denials: outcome.permission_denials,
+            input_tokens: outcome.input_tokens,
+            output_tokens: outcome.output_tokens,
+            usage: claude.usage,
+            permission_denials: claude.permission_denials,
             progress: self.progress.clone(),
             log_path,
             follows: self.follows.map(|id| id.to_string()),
@@ -55,6 +60,9 @@ pub struct TaskView {
     pub prompt: String,
     /// The canonical working dir.
     pub working_dir: PathBuf,
+    /// The agent that runs it (`claude`).
+    #[serde(default)]
+    pub agent: AgentKind,
     /// The model asked for, else the one the agent reported.
     pub model: Option<String>,
     /// Creation time (RFC 3339, UTC).
@@ -67,7 +75,7 @@ pub struct TaskView {
     pub exit_code: Option<i32>,
     /// Signal that ended the agent.
     pub signal: Option<i32>,
-    /// `is_error` as the agent reported it.
+    /// `is_error` as Claude Code reported it.
     pub is_error: Option<bool>,
     /// The agent's final text.
     pub result: Option<String>,
@@ -79,9 +87,15 @@ pub struct TaskView {
     pub num_turns: Option<u64>,
     /// Cost in USD as the agent reported it (cumulative over a resumed session).
     pub cost_usd: Option<f64>,
-    /// Token usage as the agent reported it.
+    /// Input tokens of this run, if the agent reports them.
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    /// Output tokens of this run, if the agent reports them.
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    /// Token usage as Claude Code reported it, in full.
     pub usage: Option<serde_json::Value>,
-    /// Tool uses that were denied for lack of permission.
+    /// Tool uses Claude Code denied for lack of permission.
     pub permission_denials: Vec<serde_json::Value>,
     /// Latest activity, for example "turn 3: Bash".
     pub progress: Option<String>,

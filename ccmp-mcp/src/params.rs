@@ -52,16 +52,19 @@ impl TaskParams {
             prompt: self.prompt,
             working_dir: self.working_dir.map(PathBuf::from),
             model: self.model,
+            timeout_secs: self.timeout,
+            isolation,
+            ..TaskRequest::default()
+        }
+        .claude(ccmp_core::ClaudeOptions {
             skip_permissions: self.skip_permissions,
             permission_mode: self.permission_mode,
             allowed_tools: self.allowed_tools.unwrap_or_default(),
-            timeout_secs: self.timeout,
             max_turns: self.max_turns,
             max_budget_usd: self.max_budget_usd,
             append_system_prompt: self.append_system_prompt,
-            isolation,
-            ..TaskRequest::default()
-        })
+            ..ccmp_core::ClaudeOptions::default()
+        }))
     }
 }
 

@@ -146,16 +146,14 @@ impl Sandbox {
     /// A task request for the fake agent in this sandbox: its own config dir, and `IS_SANDBOX=1`
     /// because the tests run as root and the real CLI refuses skip-permissions as root without it.
     pub fn request(&self, prompt: &str) -> ccmp_core::TaskRequest {
-        ccmp_core::TaskRequest {
-            agent: Some(workspace_bin("fake-claude")),
-            ..ccmp_core::TaskRequest::new(prompt)
-        }
-        .working_dir(self.work())
-        .env("IS_SANDBOX", "1")
-        .env(
-            "CLAUDE_CONFIG_DIR",
-            self.root.path().join("claude-config").display().to_string(),
-        )
+        ccmp_core::TaskRequest::new(prompt)
+            .program(workspace_bin("fake-claude"))
+            .working_dir(self.work())
+            .env("IS_SANDBOX", "1")
+            .env(
+                "CLAUDE_CONFIG_DIR",
+                self.root.path().join("claude-config").display().to_string(),
+            )
     }
 }
 

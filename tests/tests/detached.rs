@@ -19,7 +19,7 @@ fn ccmp(sandbox: &Sandbox, max_parallel: usize) -> Ccmp {
     let config = Config {
         max_parallel,
         grace: Duration::from_millis(1500),
-        agent_program: workspace_bin("fake-claude").into_os_string(),
+        claude_program: workspace_bin("fake-claude").into_os_string(),
     };
     Ccmp::open_with_runner(
         FsStore::open(sandbox.state()).unwrap(),
@@ -130,7 +130,7 @@ async fn running_with_grandchild(ccmp: &Ccmp, sandbox: &Sandbox) -> (TaskRecord,
     });
     let record = poll(LONG, "the task to run", || {
         let r = ccmp.status(&id).ok()?;
-        (r.status == TaskStatus::Running && r.agent.is_some()).then_some(r)
+        (r.status == TaskStatus::Running && r.agent_process.is_some()).then_some(r)
     });
     (record, grandchild)
 }
@@ -140,7 +140,7 @@ async fn a_runner_killed_with_sigkill_leaves_a_lost_task_and_no_processes() {
     let sandbox = Sandbox::new();
     let ccmp = ccmp(&sandbox, 4);
     let (record, grandchild) = running_with_grandchild(&ccmp, &sandbox).await;
-    let agent = record.agent.clone().unwrap().identity;
+    let agent = record.agent_process.clone().unwrap().identity;
     kill9(record.runner.clone().unwrap().pid);
     // The agent dies with its runner (parent-death signal)...
     poll(
@@ -176,7 +176,7 @@ async fn a_reused_pid_is_never_signalled() {
     let started = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     let record = poll(LONG, "the task to run", || {
         let r = ccmp.status(&started.id.short()).ok()?;
-        (r.status == TaskStatus::Running && r.agent.is_some()).then_some(r)
+        (r.status == TaskStatus::Running && r.agent_process.is_some()).then_some(r)
     });
     let runner = record.runner.clone().unwrap();
     kill9(runner.pid);
@@ -188,7 +188,7 @@ async fn a_reused_pid_is_never_signalled() {
     let store = FsStore::open(sandbox.state()).unwrap();
     let mut edited = store.load(&record.id).unwrap();
     edited.runner.as_mut().unwrap().pid = bystander.id() as i32;
-    if let Some(agent) = edited.agent.as_mut() {
+    if let Some(agent) = edited.agent_process.as_mut() {
         agent.identity.pid = bystander.id() as i32;
         agent.pgid = bystander.id() as i32;
     }
@@ -209,7 +209,7 @@ async fn a_reused_pid_is_never_signalled() {
 async fn a_runner_binary_that_is_not_ccmp_fails_the_start_clearly() {
     let sandbox = Sandbox::new();
     let config = Config {
-        agent_program: workspace_bin("fake-claude").into_os_string(),
+        claude_program: workspace_bin("fake-claude").into_os_string(),
         ..Config::default()
     };
     let ccmp = Ccmp::open_with_runner(FsStore::open(sandbox.state()).unwrap(), config, "/bin/true");
@@ -228,7 +228,7 @@ async fn both_frontend_binaries_can_play_runner() {
     let sandbox = Sandbox::new();
     for runner in ["ccmp", "ccmp-mcp"] {
         let config = Config {
-            agent_program: workspace_bin("fake-claude").into_os_string(),
+            claude_program: workspace_bin("fake-claude").into_os_string(),
             ..Config::default()
         };
         let ccmp = Ccmp::open_with_runner(

@@ -108,11 +108,9 @@ impl Scene {
     }
 
     fn request(&self, prompt: &str) -> TaskRequest {
-        let mut request = TaskRequest {
-            agent: Some(claude()),
-            ..TaskRequest::new(prompt)
-        }
-        .working_dir(self.sandbox.work());
+        let mut request = TaskRequest::new(prompt)
+            .program(claude())
+            .working_dir(self.sandbox.work());
         for (key, value) in self.env() {
             request = request.env(key, value);
         }
@@ -123,7 +121,7 @@ impl Scene {
         let config = Config {
             max_parallel,
             grace: Duration::from_secs(5),
-            agent_program: claude().into_os_string(),
+            claude_program: claude().into_os_string(),
         };
         Ccmp::open_with_runner(
             FsStore::open(self.sandbox.state()).unwrap(),
@@ -200,10 +198,12 @@ async fn a_write_tool_use_writes_with_skip_permissions_and_is_denied_without() {
     assert_eq!(ccmp.view(&done).num_turns, Some(2));
     std::fs::remove_file(&target).unwrap();
 
-    let denied = TaskRequest {
-        skip_permissions: Some(false),
-        ..scene.request(&format!("PLEASE-WRITE {}", target.display()))
-    };
+    let denied = scene
+        .request(&format!("PLEASE-WRITE {}", target.display()))
+        .claude(ccmp_core::ClaudeOptions {
+            skip_permissions: Some(false),
+            ..Default::default()
+        });
     let done = run(&ccmp, denied).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
     assert!(!target.exists(), "the write was not denied");

@@ -23,7 +23,7 @@ fn config(max_parallel: usize) -> Config {
     Config {
         max_parallel,
         grace: Duration::from_millis(1500),
-        agent_program: workspace_bin("fake-claude").into_os_string(),
+        claude_program: workspace_bin("fake-claude").into_os_string(),
     }
 }
 
@@ -501,10 +501,7 @@ async fn bad_input_is_refused_and_leaves_nothing(kind: Kind) {
         (sandbox.request("x").timeout_secs(0.0), "timeout"),
         (sandbox.request("x").timeout_secs(-5.0), "timeout"),
         (
-            TaskRequest {
-                agent: Some(sandbox.path("no-claude")),
-                ..sandbox.request("x")
-            },
+            sandbox.request("x").program(sandbox.path("no-claude")),
             "CCMP_CLAUDE_BIN",
         ),
     ];
@@ -574,7 +571,10 @@ async fn root_refusal_explains_is_sandbox(kind: Kind) {
     // Without skip-permissions, root is fine.
     let mut request = sandbox.request("x");
     request.env.remove("IS_SANDBOX");
-    request.skip_permissions = Some(false);
+    request = request.claude(ccmp_core::ClaudeOptions {
+        skip_permissions: Some(false),
+        ..Default::default()
+    });
     let done = wait_one(&ccmp, &ccmp.start(request).unwrap()).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
 }

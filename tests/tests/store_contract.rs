@@ -195,7 +195,7 @@ mod fs_only {
         assert_eq!(mode(&task_dir.join("record.json")), 0o600);
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(task_dir.join("record.json")).unwrap()).unwrap();
-        assert_eq!(json["schema"], 1);
+        assert_eq!(json["schema"], ccmp_core::SCHEMA_VERSION);
         // Nothing but the task dir (in its shard) is left behind: no temp files or staging dirs.
         let names: Vec<_> = std::fs::read_dir(store.root().join("tasks"))
             .unwrap()
@@ -215,19 +215,30 @@ mod fs_only {
         assert_eq!(files, BTreeSet::from([OsString::from("record.json")]));
     }
 
+    /// Puts a committed record file in place as task `id`'s record and loads it.
+    fn load_committed(store: &FsStore, id: &str, file: &str) -> ccmp_core::TaskRecord {
+        let id: ccmp_core::TaskId = id.parse().unwrap();
+        let task_dir = store.task_dir(&id);
+        std::fs::create_dir_all(&task_dir).unwrap();
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("data")
+                .join(file),
+            task_dir.join("record.json"),
+        )
+        .unwrap();
+        store.load(&id).unwrap()
+    }
+
     #[test]
     fn a_checked_in_v1_record_still_parses() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path()).unwrap();
-        let id: ccmp_core::TaskId = "3f9a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b".parse().unwrap();
-        let task_dir = store.task_dir(&id);
-        std::fs::create_dir_all(&task_dir).unwrap();
-        std::fs::copy(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/data/record-v1.json"),
-            task_dir.join("record.json"),
-        )
-        .unwrap();
-        let r = store.load(&id).unwrap();
+        let r = load_committed(
+            &store,
+            "3f9a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b",
+            "record-v1-first.json",
+        );
         assert_eq!(r.status, TaskStatus::Succeeded);
         assert_eq!(
             r.session_id.as_deref(),
@@ -238,6 +249,95 @@ mod fs_only {
         assert_eq!(view.cost_usd, Some(0.01044));
         assert_eq!(view.num_turns, Some(1));
         assert_eq!(view.result.as_deref(), Some("MOCK-OK: hello"));
+    }
+
+    /// Schema 1 as it was once worktrees existed: every Claude flag, a worktree with its diff,
+    /// a follow-up, and a failed outcome with a permission denial all come through.
+    #[test]
+    fn a_checked_in_v1_worktree_record_keeps_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let r = load_committed(
+            &store,
+            "7c41d0b2-9e3a-4f6b-8c1d-2e3f4a5b6c7d",
+            "record-v1-worktree.json",
+        );
+        assert_eq!(r.schema, ccmp_core::SCHEMA_VERSION);
+        assert_eq!(r.status, TaskStatus::Failed);
+        let claude = r.spec.agent.claude().unwrap();
+        assert!(!claude.skips_permissions());
+        assert_eq!(claude.permission_mode.as_deref(), Some("acceptEdits"));
+        assert_eq!(claude.allowed_tools, ["Bash(git log:*)"]);
+        assert_eq!(claude.max_turns, Some(3));
+        assert_eq!(claude.max_budget_usd, Some(1.5));
+        assert_eq!(
+            claude.append_system_prompt.as_deref(),
+            Some("Keep the public API.")
+        );
+        assert_eq!(
+            claude.add_dirs,
+            [std::path::PathBuf::from("/home/user/shared")]
+        );
+        assert_eq!(
+            r.spec.program,
+            std::path::Path::new("/usr/local/bin/claude")
+        );
+        assert_eq!(r.spec.isolation, ccmp_core::Isolation::Worktree);
+        assert_eq!(
+            r.spec.resume_session.as_deref(),
+            Some("110dc75a-b7fc-47a7-a40c-63d2627fde90")
+        );
+        assert_eq!(r.agent_process.as_ref().unwrap().pgid, 5102);
+        let view = r.view(None);
+        assert_eq!(view.agent, ccmp_core::AgentKind::Claude);
+        assert_eq!(view.is_error, Some(true));
+        assert_eq!(view.num_turns, Some(4));
+        assert_eq!(
+            (view.input_tokens, view.output_tokens),
+            (Some(9120), Some(312))
+        );
+        assert_eq!(view.permission_denials[0]["tool_name"], "Write");
+        assert!(view.error.unwrap().contains("max_turns"));
+        assert_eq!(
+            view.follows.as_deref(),
+            Some("3f9a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+        );
+        let diff = view.worktree.unwrap().diff.unwrap();
+        assert_eq!((diff.files_changed, diff.commits, diff.dirty), (2, 1, true));
+        let outcome = r.outcome.as_ref().unwrap();
+        assert_eq!(
+            outcome.claude().unwrap().terminal_reason.as_deref(),
+            Some("max_turns")
+        );
+    }
+
+    /// Today's shape is pinned by a committed record: it parses, and saving it writes the same
+    /// JSON back (no field is lost or renamed without a schema bump).
+    #[test]
+    fn a_checked_in_v2_record_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/record-v2.json");
+        let r = load_committed(
+            &store,
+            "7c41d0b2-9e3a-4f6b-8c1d-2e3f4a5b6c7d",
+            "record-v2.json",
+        );
+        store.save(&r).unwrap();
+        let written: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(store.task_dir(&r.id).join("record.json")).unwrap(),
+        )
+        .unwrap();
+        let committed: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        assert_eq!(written, committed);
+        // The v1 record it came from reads as the same task.
+        let v1 = load_committed(
+            &FsStore::open(dir.path().join("v1")).unwrap(),
+            "7c41d0b2-9e3a-4f6b-8c1d-2e3f4a5b6c7d",
+            "record-v1-worktree.json",
+        );
+        assert_eq!(v1, r);
     }
 
     #[test]
@@ -380,7 +480,7 @@ mod fs_only {
         let path = store.task_dir(&r.id).join("record.json");
         let mut json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        json["schema"] = 2.into();
+        json["schema"] = (ccmp_core::SCHEMA_VERSION + 1).into();
         std::fs::write(&path, json.to_string()).unwrap();
         let msg = store.load(&r.id).unwrap_err().to_string();
         assert!(msg.contains("newer ccmp"), "{msg}");

@@ -27,7 +27,7 @@ fn ccmp(sandbox: &Sandbox) -> Ccmp {
     let config = Config {
         max_parallel: 4,
         grace: Duration::from_millis(1500),
-        agent_program: workspace_bin("fake-claude").into_os_string(),
+        claude_program: workspace_bin("fake-claude").into_os_string(),
     };
     Ccmp::open_with_runner(
         FsStore::open(sandbox.state()).unwrap(),
@@ -354,7 +354,7 @@ async fn in_process_tasks_run_in_their_worktree_too() {
     let dir = repo(&sandbox);
     let head = git(&dir, &["rev-parse", "HEAD"]);
     let config = Config {
-        agent_program: workspace_bin("fake-claude").into_os_string(),
+        claude_program: workspace_bin("fake-claude").into_os_string(),
         ..Config::default()
     };
     let ccmp = Ccmp::in_memory(config)

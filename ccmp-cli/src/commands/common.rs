@@ -69,17 +69,20 @@ impl TaskOptions {
             prompt,
             working_dir: self.working_dir,
             model: self.model,
-            skip_permissions: Some(!self.no_skip_permissions),
-            permission_mode: self.permission_mode,
-            allowed_tools: self.allowed_tools,
             timeout_secs: self.timeout.as_deref().map(parse_seconds).transpose()?,
-            max_turns: self.max_turns,
-            max_budget_usd: self.max_budget_usd,
-            append_system_prompt: self.append_system_prompt,
             env,
             isolation: self.worktree.then_some(ccmp_core::Isolation::Worktree),
             ..TaskRequest::default()
-        })
+        }
+        .claude(ccmp_core::ClaudeOptions {
+            skip_permissions: Some(!self.no_skip_permissions),
+            permission_mode: self.permission_mode,
+            allowed_tools: self.allowed_tools,
+            max_turns: self.max_turns,
+            max_budget_usd: self.max_budget_usd,
+            append_system_prompt: self.append_system_prompt,
+            ..ccmp_core::ClaudeOptions::default()
+        }))
     }
 }
 

@@ -216,7 +216,7 @@ fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, St
     struct Version {
         schema: u32,
     }
-    match serde_json::from_slice::<Version>(bytes) {
+    let schema = match serde_json::from_slice::<Version>(bytes) {
         Ok(v) if v.schema > SCHEMA_VERSION => {
             return Err(damaged(
                 id,
@@ -227,7 +227,7 @@ fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, St
                 ),
             ));
         }
-        Ok(_) => {}
+        Ok(v) => v.schema,
         Err(e) => {
             return Err(damaged(
                 id,
@@ -235,9 +235,13 @@ fn parse_record(id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskRecord, St
                 format!("not a task record: {e}"),
             ));
         }
+    };
+    let record = if schema == 1 {
+        crate::schema_v1::parse(bytes)
+    } else {
+        serde_json::from_slice::<TaskRecord>(bytes)
     }
-    let record: TaskRecord = serde_json::from_slice(bytes)
-        .map_err(|e| damaged(id, path.to_owned(), format!("not a task record: {e}")))?;
+    .map_err(|e| damaged(id, path.to_owned(), format!("not a task record: {e}")))?;
     if record.id != *id {
         return Err(damaged(
             id,

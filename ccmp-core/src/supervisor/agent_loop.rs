@@ -21,7 +21,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::unix::{self, EXEC_AGENT_CMD};
-use crate::agent::{self, Change, Exit, STRIPPED_ENV, Stop, StreamState, TASK_ENV};
+use crate::agent::{self, Exit, Live, OutputParser, Stop, TASK_ENV};
 use crate::process_identity::ProcessIdentity;
 use crate::store::{LogStream, TaskStore};
 use crate::task::{AgentProcess, Outcome, TaskRecord, TaskStatus};
@@ -75,13 +75,7 @@ pub(crate) async fn finish_early(
     status: TaskStatus,
     error: String,
 ) -> TaskRecord {
-    record.finish(
-        status,
-        Outcome {
-            error: Some(error),
-            ..Outcome::default()
-        },
-    );
+    record.finish(status, Outcome::failure(error));
     save_final(store, &record).await;
     record
 }
@@ -99,6 +93,7 @@ pub(crate) async fn run_agent(
         return finish_early(store, record, TaskStatus::Cancelled, cancel_reason()).await;
     }
     let invocation = agent::invocation(&record.spec);
+    let kind = record.spec.agent_kind();
     let mut command = match &ctx.trampoline {
         Some(trampoline) => {
             let mut c = Command::new(trampoline);
@@ -111,7 +106,7 @@ pub(crate) async fn run_agent(
     };
     command
         .args(&invocation.args)
-        .current_dir(record.run_dir())
+        .current_dir(record.agent_dir())
         .envs(&record.spec.env)
         .env(TASK_ENV, record.id.to_string())
         .stdin(Stdio::piped())
@@ -119,15 +114,16 @@ pub(crate) async fn run_agent(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    for var in STRIPPED_ENV {
+    for var in kind.stripped_env() {
         command.env_remove(var);
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             let error = format!(
-                "could not start the agent `{}`: {e}; check that it is installed, or set CCMP_CLAUDE_BIN",
-                invocation.program.display()
+                "could not start the agent `{}`: {e}; check that it is installed, or set {}",
+                invocation.program.display(),
+                kind.program_env()
             );
             return finish_early(store, record, TaskStatus::Failed, error).await;
         }
@@ -136,7 +132,7 @@ pub(crate) async fn run_agent(
     record.status = TaskStatus::Running;
     record.started_at = Some(Utc::now());
     record.progress = Some("starting".into());
-    record.agent = ProcessIdentity::of(pid).ok().map(|identity| AgentProcess {
+    record.agent_process = ProcessIdentity::of(pid).ok().map(|identity| AgentProcess {
         identity,
         pgid: pid,
     });
@@ -151,10 +147,10 @@ pub(crate) async fn run_agent(
             let _ = stdin.shutdown().await;
         });
     }
-    let (state_tx, mut state_rx) = watch::channel(StreamState::default());
+    let (live_tx, mut live_rx) = watch::channel(Live::default());
     let stdout_task = child.stdout.take().map(|stdout| {
         let logs = open_logs(store, &record);
-        tokio::spawn(read_stdout(stdout, logs, state_tx))
+        tokio::spawn(read_stdout(stdout, logs, kind.parser(), live_tx))
     });
     let stderr_tail = Arc::new(Mutex::new(Vec::new()));
     let stderr_task = child.stderr.take().map(|stderr| {
@@ -171,9 +167,9 @@ pub(crate) async fn run_agent(
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            Ok(()) = state_rx.changed() => {
-                let state = state_rx.borrow_and_update().clone();
-                if update_progress(&mut record, &state) {
+            Ok(()) = live_rx.changed() => {
+                let live = live_rx.borrow_and_update().clone();
+                if update_progress(&mut record, &live) {
                     save_soft(store, &record);
                 }
             }
@@ -217,17 +213,19 @@ pub(crate) async fn run_agent(
     .await;
 
     // With the tree gone, the pipes reach EOF; do not wait forever on a stray holder.
-    let state = match stdout_task {
+    let parser = match stdout_task {
         Some(task) => match tokio::time::timeout(Duration::from_secs(5), task).await {
-            Ok(Ok(state)) => state,
-            _ => state_rx.borrow().clone(),
+            Ok(Ok(parser)) => Some(parser),
+            _ => None,
         },
-        None => StreamState::default(),
+        None => None,
     };
+    // A reader that did not finish leaves only what it had said so far to judge by.
+    let parser = parser.unwrap_or_else(|| OutputParser::knowing(kind, live_rx.borrow().clone()));
     if let Some(task) = stderr_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    update_progress(&mut record, &state);
+    update_progress(&mut record, parser.live());
     if let Some(worktree) = record.worktree.clone() {
         match tokio::task::spawn_blocking(move || crate::worktree::summarize(&worktree)).await {
             Ok(Ok(diff)) => {
@@ -255,7 +253,7 @@ pub(crate) async fn run_agent(
     };
     let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner()))
         .into_owned();
-    let (status, outcome) = agent::conclude(&state, exit, stop, &tail);
+    let (status, outcome) = agent::conclude(&parser, exit, stop, &tail);
     record.progress = Some(match status {
         TaskStatus::Succeeded => "done".to_owned(),
         other => other.to_string(),
@@ -288,7 +286,7 @@ fn exit_of(status: ExitStatus) -> Exit {
     }
 }
 
-fn update_progress(record: &mut TaskRecord, state: &StreamState) -> bool {
+fn update_progress(record: &mut TaskRecord, state: &Live) -> bool {
     let before = (
         record.session_id.clone(),
         record.agent_model.clone(),
@@ -333,11 +331,11 @@ fn open_logs(store: &dyn TaskStore, record: &TaskRecord) -> Logs {
 async fn read_stdout(
     stdout: tokio::process::ChildStdout,
     mut logs: Logs,
-    state_tx: watch::Sender<StreamState>,
-) -> StreamState {
+    mut parser: OutputParser,
+    live_tx: watch::Sender<Live>,
+) -> OutputParser {
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut line = Vec::new();
-    let mut state = StreamState::default();
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line).await {
@@ -347,15 +345,15 @@ async fn read_stdout(
         if let Some(log) = logs.stdout.as_mut() {
             let _ = log.write_all(&line);
         }
-        let (change, text) = state.feed(&line);
-        if let (Some(text), Some(log)) = (text, logs.transcript.as_mut()) {
+        let parsed = parser.feed(&line);
+        if let (Some(text), Some(log)) = (parsed.transcript, logs.transcript.as_mut()) {
             let _ = writeln!(log, "{text}");
         }
-        if change == Change::Progress {
-            state_tx.send_replace(state.clone());
+        if parsed.changed {
+            live_tx.send_replace(parser.live().clone());
         }
     }
-    state
+    parser
 }
 
 async fn copy_stderr(

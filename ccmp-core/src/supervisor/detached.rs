@@ -179,13 +179,7 @@ impl Supervisor for DetachedSupervisor {
         let id = record.id;
         unix::sweep_task(&id);
         record.progress = Some("lost".into());
-        record.finish(
-            TaskStatus::Lost,
-            Outcome {
-                error: Some(error),
-                ..Outcome::default()
-            },
-        );
+        record.finish(TaskStatus::Lost, Outcome::failure(error));
         self.store.save(&record)?;
         drop(lock);
         Ok(record)

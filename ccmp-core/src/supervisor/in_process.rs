@@ -158,10 +158,7 @@ impl Supervisor for InProcessSupervisor {
         }
         record.finish(
             TaskStatus::Lost,
-            Outcome {
-                error: Some("the process that ran it exited before the task finished".into()),
-                ..Outcome::default()
-            },
+            Outcome::failure("the process that ran it exited before the task finished"),
         );
         self.inner.ctx.store.save(&record)?;
         Ok(record)

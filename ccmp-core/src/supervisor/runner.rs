@@ -70,7 +70,7 @@ fn lock_runner(store: &FsStore, id: &TaskId) -> Result<File, StoreError> {
     let path = store.layout().runner_lock(id);
     match crate::private_file::lock_with_patience(&path, Duration::from_secs(5)) {
         Ok(Some(file)) => Ok(file),
-        Ok(None) => Err(StoreError::Locked { path, secs: 5 }),
+        Ok(None) => Err(StoreError::LockHeld { path, secs: 5 }),
         Err(e) => Err(StoreError::write(&path, e)),
     }
 }

@@ -1,0 +1,374 @@
+//! The agent seam: which program a task runs, how it is invoked, how its output is read, and how
+//! its end is judged.
+//!
+//! Everything above this module (the store, the queue, the supervisors, the frontends) speaks of
+//! tasks, sessions, results, turns, costs and tokens; everything that depends on one agent's
+//! flags, output format or quirks lives in that agent's file (`claude.rs`). Agents are an enum,
+//! not a public trait: each new agent is a variant here and a file beside `claude.rs`, and the
+//! compiler lists every place that must learn about it.
+//!
+//! The prompt never meets a shell or the agent's flag parser: it is written to the agent's stdin.
+
+mod claude;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::claude::{ClaudeOptions, ClaudeOutcome, PERMISSION_MODES, STRIPPED_ENV};
+use crate::error::{SpecError, escape};
+use crate::spec::TaskSpec;
+pub use crate::task::AgentOutcome;
+use crate::task::{Outcome, TaskStatus};
+
+/// Environment variable that marks every process of a task's tree with the task id. Processes
+/// that carry it are swept when the task ends, even those in a session of their own.
+pub const TASK_ENV: &str = "CCMP_TASK_ID";
+
+/// Which agent program a task runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    /// Claude Code (`claude -p`).
+    #[default]
+    Claude,
+}
+
+impl AgentKind {
+    /// Every agent ccmp can run.
+    pub const ALL: [AgentKind; 1] = [Self::Claude];
+
+    /// The agent's name, as frontends and records spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claude => "claude",
+        }
+    }
+
+    /// The program run when nothing else is configured (looked up on PATH).
+    pub fn default_program(self) -> &'static str {
+        match self {
+            Self::Claude => "claude",
+        }
+    }
+
+    /// The environment variable that names the agent's program.
+    pub fn program_env(self) -> &'static str {
+        match self {
+            Self::Claude => crate::config::CLAUDE_BIN_ENV,
+        }
+    }
+
+    /// How to install the agent, for errors about a missing program.
+    pub fn install_hint(self) -> String {
+        match self {
+            Self::Claude => format!(
+                "install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set {} to the path of the `claude` binary",
+                self.program_env()
+            ),
+        }
+    }
+
+    /// What a model name looks like for this agent, for errors about a bad one.
+    pub(crate) fn model_hint(self) -> &'static str {
+        match self {
+            Self::Claude => "use an alias (sonnet, opus, haiku) or a full model id",
+        }
+    }
+
+    /// Checks a session id to resume, returning it in the agent's canonical form.
+    pub(crate) fn check_session(self, session: &str) -> Result<String, SpecError> {
+        match self {
+            Self::Claude => claude::check_session(session),
+        }
+    }
+
+    /// Variables removed from the agent's environment.
+    pub(crate) fn stripped_env(self) -> &'static [&'static str] {
+        match self {
+            Self::Claude => &STRIPPED_ENV,
+        }
+    }
+
+    /// A parser for this agent's output.
+    pub(crate) fn parser(self) -> OutputParser {
+        match self {
+            Self::Claude => OutputParser::Claude(claude::ClaudeStream::default()),
+        }
+    }
+}
+
+impl fmt::Display for AgentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AgentKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown agent `{}`; expected one of: {}",
+                    escape(s),
+                    Self::ALL.map(Self::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// The agent a task runs, with the settings only that agent understands.
+///
+/// What every agent shares (prompt, working dir, model, timeout, environment, the session to
+/// resume) is in [`TaskSpec`]; this holds the rest, validated by the agent itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentOptions {
+    /// Claude Code.
+    Claude(ClaudeOptions),
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self::Claude(ClaudeOptions::default())
+    }
+}
+
+impl From<ClaudeOptions> for AgentOptions {
+    fn from(options: ClaudeOptions) -> Self {
+        Self::Claude(options)
+    }
+}
+
+impl AgentOptions {
+    /// Which agent.
+    pub fn kind(&self) -> AgentKind {
+        match self {
+            Self::Claude(_) => AgentKind::Claude,
+        }
+    }
+
+    /// The Claude Code settings, if the agent is Claude Code.
+    pub fn claude(&self) -> Option<&ClaudeOptions> {
+        match self {
+            Self::Claude(options) => Some(options),
+        }
+    }
+
+    /// Validates the agent's own settings (nothing is written when this fails).
+    pub(crate) fn validate(self) -> Result<Self, SpecError> {
+        match self {
+            Self::Claude(options) => options.validate().map(Self::Claude),
+        }
+    }
+
+    /// The command line for `spec`, without the prompt (which goes on stdin).
+    pub(crate) fn args(&self, spec: &TaskSpec) -> Vec<OsString> {
+        match self {
+            Self::Claude(options) => options.args(spec),
+        }
+    }
+}
+
+/// A program and its arguments (no shell involved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The agent program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+/// The command line for `spec`. The prompt is not in it: it is written to the agent's stdin.
+pub fn invocation(spec: &TaskSpec) -> Invocation {
+    Invocation {
+        program: spec.program.clone(),
+        args: spec.agent.args(spec),
+    }
+}
+
+/// What the runner keeps in the record while the agent runs: it is saved whenever it changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Live {
+    /// The session (or thread) the agent reported.
+    pub session_id: Option<String>,
+    /// The model the agent reported using.
+    pub model: Option<String>,
+    /// Latest activity, for example "turn 3: Bash".
+    pub progress: Option<String>,
+}
+
+/// What one line of output gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    /// Whether [`Live`] changed.
+    pub changed: bool,
+    /// A line for the readable transcript.
+    pub transcript: Option<String>,
+}
+
+/// Reads an agent's stdout, line by line.
+#[derive(Debug, Clone)]
+pub(crate) enum OutputParser {
+    Claude(claude::ClaudeStream),
+}
+
+impl OutputParser {
+    /// A parser that knows only `live`: for a run whose output could not be read to the end.
+    pub fn knowing(kind: AgentKind, live: Live) -> Self {
+        let mut parser = kind.parser();
+        match &mut parser {
+            Self::Claude(stream) => stream.live = live,
+        }
+        parser
+    }
+
+    /// Feeds one line of stdout (with or without its newline).
+    pub fn feed(&mut self, line: &[u8]) -> Parsed {
+        match self {
+            Self::Claude(stream) => stream.feed(line),
+        }
+    }
+
+    /// What the agent has said about itself so far.
+    pub fn live(&self) -> &Live {
+        match self {
+            Self::Claude(stream) => &stream.live,
+        }
+    }
+
+    /// Judges a finished run that ccmp did not stop: whether it succeeded, and what it reported.
+    fn judge(&self, exit: Exit, stderr_tail: &str) -> (bool, Outcome) {
+        match self {
+            Self::Claude(stream) => stream.judge(exit, stderr_tail),
+        }
+    }
+}
+
+/// How the agent process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// Why ccmp stopped the agent, if it did.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Stop {
+    Cancelled(String),
+    TimedOut(f64),
+}
+
+/// Judges a finished run: the terminal state and the outcome to record. A stop by ccmp decides
+/// the state whatever the agent said; otherwise the agent's own judgement does.
+pub(crate) fn conclude(
+    parser: &OutputParser,
+    exit: Exit,
+    stop: Option<Stop>,
+    stderr_tail: &str,
+) -> (TaskStatus, Outcome) {
+    let (succeeded, mut outcome) = parser.judge(exit, stderr_tail);
+    outcome.exit_code = exit.code;
+    outcome.signal = exit.signal;
+    let status = match stop {
+        Some(Stop::Cancelled(reason)) => {
+            outcome.error = Some(reason);
+            TaskStatus::Cancelled
+        }
+        Some(Stop::TimedOut(secs)) => {
+            outcome.error = Some(format!(
+                "timed out after {secs}s; the agent was stopped (raise the timeout to give it longer)"
+            ));
+            TaskStatus::TimedOut
+        }
+        None if succeeded => {
+            outcome.error = None;
+            TaskStatus::Succeeded
+        }
+        None => TaskStatus::Failed,
+    };
+    (status, outcome)
+}
+
+/// Resolves the agent program to an absolute path: a bare name through PATH, a relative path
+/// against the working dir.
+pub(crate) fn resolve_program(
+    kind: AgentKind,
+    program: &OsString,
+    working_dir: &Path,
+) -> Result<PathBuf, SpecError> {
+    let path = Path::new(program);
+    let on_path = path.components().count() == 1 && !path.is_absolute();
+    let found = if on_path {
+        which::which(program).ok()
+    } else {
+        which::which(working_dir.join(path)).ok()
+    };
+    found
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| SpecError::AgentNotFound {
+            program: program.to_string_lossy().into_owned(),
+            on_path,
+            hint: kind.install_hint(),
+        })
+}
+
+/// How an exit reads in an error message.
+pub(crate) fn describe_exit(exit: Exit) -> String {
+    match (exit.code, exit.signal) {
+        (_, Some(sig)) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+        (Some(143), _) => "was terminated (exit 143, SIGTERM)".to_owned(),
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+/// The usual name of a signal number.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        6 => "SIGABRT",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// The last `n` non-blank lines of `text`, joined, at most 600 characters.
+pub(crate) fn last_lines(text: &str, n: usize) -> Option<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    Some(clip(
+        &lines[lines.len().saturating_sub(n)..].join(" | "),
+        600,
+    ))
+}
+
+/// At most `max` characters of `text`, with `…` if cut.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max).collect();
+    out.push('…');
+    out
+}
