@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
         match ccmp.start(TaskRequest::new(prompt)) {
             Ok(record) => {
                 eprintln!("started {}", record.id.short());
-                ids.push(record.id.to_string());
+                ids.push(record.id);
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -61,7 +61,7 @@ async fn main() -> ExitCode {
             view.status,
             view.result.or(view.error).unwrap_or_default()
         );
-        if view.status != ccmp_core::TaskStatus::Succeeded {
+        if !view.status.is_success() {
             code = ExitCode::FAILURE;
         }
     }

@@ -26,6 +26,7 @@ macro_rules! err {
 
 mod commands;
 mod exit_codes;
+mod hint;
 mod render;
 
 use commands::{cancel, cleanup, completions, list, logs, reply, run, start, status, wait};
@@ -57,30 +58,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let runner = std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a.as_encoded_bytes().starts_with(b"__ccmp-"));
-    if runner {
-        // A task runner: its stderr is the task's runner.log. Keep start-up cheap.
-        tracing_subscriber::fmt()
-            .log_internal_errors(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .log_internal_errors(false)
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    // A task runner (the same binary, re-executed) logs to its own runner.log.
     if let Some(code) = ccmp_core::hidden_entry_point() {
         return code;
     }
+    tracing_subscriber::fmt()
+        .log_internal_errors(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -92,6 +80,10 @@ fn main() -> ExitCode {
                 .bold()
                 .fg_color(Some(anstyle::AnsiColor::Red.into()));
             err!("{style}error:{style:#} {err:#}");
+            if let Some(hint) = hint::for_error(&err) {
+                let style = anstyle::Style::new().bold();
+                err!("{style}hint:{style:#} {hint}");
+            }
             exit_codes::for_error(&err)
         }
     }

@@ -1,7 +1,7 @@
 //! Human output: colours (only on a terminal, never with NO_COLOR), ages and heads of text.
 
 use anstyle::{AnsiColor, Style};
-use ccmp_core::{TaskStatus, TaskView};
+use ccmp_core::TaskStatus;
 use chrono::{DateTime, Utc};
 
 /// The colour of a state.
@@ -68,12 +68,6 @@ pub fn head(text: &str, max: usize) -> String {
         out.push('…');
     }
     out
-}
-
-/// Seconds the task has run (so far).
-pub fn elapsed(view: &TaskView) -> Option<i64> {
-    let start = view.started_at?;
-    Some((view.finished_at.unwrap_or_else(Utc::now) - start).num_seconds())
 }
 
 /// A working dir shown with `~` for the home directory.

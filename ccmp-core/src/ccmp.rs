@@ -20,11 +20,14 @@ mod follow_up;
 mod list;
 mod output;
 mod wait;
+mod watch;
 
 pub use self::cancel::CancelOutcome;
 pub use self::cleanup::{CleanupOptions, CleanupReport, CleanupTarget, SkippedTask};
-pub use self::list::{ListQuery, TaskList};
+pub use self::list::{DEFAULT_LIST_LIMIT, ListQuery, TaskList};
+pub use self::output::{OutputFollow, OutputSource};
 pub use self::wait::{MAX_WAIT, WaitMode, WaitOutcome};
+pub use self::watch::TaskChanges;
 
 /// The ccmp facade: start, inspect, wait for, cancel, follow up on and clean up tasks.
 #[derive(Debug, Clone)]
@@ -58,11 +61,16 @@ impl Ccmp {
     ///
     /// The executable's `main` must call [`hidden_entry_point`](crate::hidden_entry_point) first.
     pub fn open(state_dir: Option<PathBuf>) -> Result<Self, Error> {
-        let config = Config::from_env()?;
         let store = match state_dir {
             Some(dir) => FsStore::open(dir)?,
             None => FsStore::open_default()?,
         };
+        Self::open_store(store)
+    }
+
+    /// Like [`open`](Self::open), over a file store the caller has opened already.
+    pub fn open_store(store: FsStore) -> Result<Self, Error> {
+        let config = Config::from_env()?;
         let supervisor = DetachedSupervisor::new(store.clone(), config.clone())?;
         let worktrees = store.layout().worktrees();
         Ok(Self::new(Arc::new(store), Arc::new(supervisor), config).with_worktree_root(worktrees))
@@ -154,18 +162,27 @@ impl Ccmp {
         Ok(self.store.load(&record.id).unwrap_or(record))
     }
 
-    /// Resolves an id or unique prefix of 4 or more hex digits.
+    /// Resolves an id or unique prefix of 4 or more hex digits: the one place where what a
+    /// caller typed becomes a [`TaskId`].
     pub fn resolve(&self, id: &str) -> Result<TaskId, Error> {
         Ok(self.store.resolve(id)?)
     }
 
-    /// The current record of a task, checked against its processes.
-    pub fn status(&self, id: &str) -> Result<TaskRecord, Error> {
-        let id = self.resolve(id)?;
-        self.status_of(&id)
+    /// Resolves several ids or prefixes, in order, each once.
+    pub fn resolve_all<S: AsRef<str>>(&self, ids: &[S]) -> Result<Vec<TaskId>, Error> {
+        let mut resolved = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = self.resolve(id.as_ref())?;
+            if !resolved.contains(&id) {
+                resolved.push(id);
+            }
+        }
+        Ok(resolved)
     }
 
-    fn status_of(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+    /// The current record of a task, checked against its processes (a task whose runner died
+    /// is marked `lost` here).
+    pub fn status(&self, id: &TaskId) -> Result<TaskRecord, Error> {
         let record = self.store.load(id)?;
         Ok(self.supervisor.refresh(record)?)
     }

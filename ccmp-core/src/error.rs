@@ -453,8 +453,9 @@ impl Error {
 
 /// What the caller can do next, as data. The CLI says it with its commands and flags, the MCP
 /// server with its tools and parameters; the core never names either.
+///
+/// Not `non_exhaustive` on purpose: a new hint must be said by every frontend before it builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Hint {
     /// List every task, finished ones included, to find the right id.
     ListAllTasks,

@@ -6,7 +6,7 @@
 //! [`Ccmp::in_memory`] gives a [`MemoryStore`] with an [`InProcessSupervisor`] for embedding.
 //!
 //! A program that uses detached runners re-executes itself as the runner, so its `main` must
-//! begin with [`hidden_entry_point`]:
+//! begin with [`hidden_entry_point`] (before it installs its own logging):
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
@@ -44,8 +44,9 @@ pub use crate::agent::{
     STRIPPED_ENV, TASK_ENV, invocation, signal_name,
 };
 pub use crate::ccmp::{
-    CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, ListQuery, MAX_WAIT,
-    SkippedTask, TaskList, WaitMode, WaitOutcome,
+    CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, DEFAULT_LIST_LIMIT,
+    ListQuery, MAX_WAIT, OutputFollow, OutputSource, SkippedTask, TaskChanges, TaskList, WaitMode,
+    WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
@@ -66,24 +67,42 @@ pub use crate::task::{
     AgentOutcome, AgentProcess, DamagedTask, Outcome, SCHEMA_VERSION, TaskHeader, TaskRecord,
     TaskStatus,
 };
-pub use crate::view::TaskView;
+pub use crate::view::{TaskView, WorktreeView};
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};
+
+/// Whether this process was started as one of ccmp's hidden subcommands (a task runner or the
+/// agent trampoline) rather than as the program itself.
+pub fn is_runner_process() -> bool {
+    std::env::args_os()
+        .nth(1)
+        .is_some_and(|first| first == supervisor::RUNNER_CMD || first == supervisor::EXEC_AGENT_CMD)
+}
 
 /// Runs ccmp's hidden subcommands (the task runner and the agent trampoline) when this process
 /// was started as one, and returns its exit code; returns `None` otherwise.
 ///
-/// Call it first in `main` of any binary that creates tasks with a [`DetachedSupervisor`]
-/// (install logging first if you want the runner's diagnostics: its stderr goes to the task's
-/// `runner.log`). The runner is the only place in ccmp that handles signals: it is a process of
-/// its own, and turns TERM into a cancel.
+/// Call it first in `main` of any binary that creates tasks with a [`DetachedSupervisor`],
+/// before installing the program's own logging: a runner logs to its stderr, which is the task's
+/// `runner.log`, and sets that up itself (unless a subscriber is already installed). The runner
+/// is the only place in ccmp that handles signals: it is a process of its own, and turns TERM
+/// into a cancel.
 pub fn hidden_entry_point() -> Option<ExitCode> {
+    if !is_runner_process() {
+        return None;
+    }
     let mut args = std::env::args_os().skip(1);
     let first = args.next()?;
     if first == supervisor::RUNNER_CMD {
+        // Cheap to set up (no env filter): runners start often. Log write failures (a full
+        // disk) are not reported, since reporting them would fail the same way.
+        let _ = tracing_subscriber::fmt()
+            .log_internal_errors(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .try_init();
         Some(supervisor::runner_main(args))
-    } else if first == supervisor::EXEC_AGENT_CMD {
-        Some(supervisor::exec_agent(args))
     } else {
-        None
+        Some(supervisor::exec_agent(args))
     }
 }

@@ -22,6 +22,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where a task is in its life. Terminal states never change again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Waiting for a free slot (see `max_parallel`).
@@ -55,6 +56,12 @@ impl TaskStatus {
     /// Whether this state is final.
     pub fn is_terminal(self) -> bool {
         !matches!(self, Self::Queued | Self::Running)
+    }
+
+    /// Whether the task ended and did what it was asked (the only state a frontend reports as
+    /// success).
+    pub fn is_success(self) -> bool {
+        self == Self::Succeeded
     }
 
     /// The state's name as it appears in JSON.

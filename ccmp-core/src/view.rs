@@ -1,4 +1,5 @@
-//! [`TaskView`]: the stable JSON shape of a task that frontends print and scripts read.
+//! [`TaskView`]: the stable JSON shape of a task that frontends print and scripts read (and the
+//! MCP server's replies embed).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::agent::AgentKind;
 use crate::task::{TaskRecord, TaskStatus};
 use crate::worktree::Worktree;
+
+#[cfg(feature = "schemars")]
+use schemars::JsonSchema;
 
 impl TaskRecord {
     /// The JSON view of this record. `log_path` is where the store keeps the task's log.
@@ -42,13 +46,18 @@ impl TaskRecord {
             follows: self.follows.map(|id| id.to_string()),
             timeout_secs: self.spec.timeout_secs,
             env: self.spec.env.keys().cloned().collect(),
-            worktree: self.worktree.clone(),
+            worktree: self.worktree.as_ref().map(WorktreeView::from),
+            elapsed_s: self.started_at.map(|start| {
+                let end = self.finished_at.unwrap_or_else(Utc::now);
+                ((end - start).num_milliseconds() as f64 / 1000.0).max(0.0)
+            }),
         }
     }
 }
 
 /// The stable JSON view of a task: what frontends print and scripts read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(JsonSchema))]
 pub struct TaskView {
     /// Full uuid.
     pub id: String,
@@ -107,7 +116,47 @@ pub struct TaskView {
     pub timeout_secs: Option<f64>,
     /// Names (not values) of the extra environment variables given to the agent.
     pub env: Vec<String>,
-    /// The task's worktree (path, branch, base commit, and what changed), with worktree isolation.
+    /// The task's git worktree and what the task changed there, with worktree isolation.
     #[serde(default)]
-    pub worktree: Option<Worktree>,
+    pub worktree: Option<WorktreeView>,
+    /// Seconds the agent has run so far, or ran in all.
+    #[serde(default)]
+    pub elapsed_s: Option<f64>,
+}
+
+/// A task's git worktree, and what the task changed in it once it has ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(JsonSchema))]
+pub struct WorktreeView {
+    /// The worktree's directory, where the agent runs.
+    pub path: PathBuf,
+    /// Its branch, `ccmp/<short id>`.
+    pub branch: String,
+    /// The commit the branch started from.
+    pub base_commit: String,
+    /// Files changed against the base commit (committed or not), once the task has ended.
+    pub files_changed: Option<u64>,
+    /// Lines added.
+    pub insertions: Option<u64>,
+    /// Lines removed.
+    pub deletions: Option<u64>,
+    /// Commits on the branch.
+    pub commits: Option<u64>,
+    /// Whether changes are uncommitted.
+    pub dirty: Option<bool>,
+}
+
+impl From<&Worktree> for WorktreeView {
+    fn from(w: &Worktree) -> Self {
+        Self {
+            path: w.path.clone(),
+            branch: w.branch.clone(),
+            base_commit: w.base_commit.clone(),
+            files_changed: w.diff.map(|d| d.files_changed),
+            insertions: w.diff.map(|d| d.insertions),
+            deletions: w.diff.map(|d| d.deletions),
+            commits: w.diff.map(|d| d.commits),
+            dirty: w.diff.map(|d| d.dirty),
+        }
+    }
 }

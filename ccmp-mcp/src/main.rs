@@ -7,18 +7,19 @@
 // stdout is the JSON-RPC channel: nothing here may print to it.
 #![warn(clippy::print_stdout)]
 
+mod hint;
 mod params;
 mod reply;
 mod server;
 mod stdin;
 mod tasks;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::File;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use ccmp_core::{Ccmp, FsStore};
 use clap::Parser;
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
@@ -33,57 +34,36 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 struct Args {}
 
 fn main() -> ExitCode {
-    let runner = std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a.as_encoded_bytes().starts_with(b"__ccmp-"));
-    init_tracing(!runner);
+    // A task runner (the same binary, re-executed) logs to its own runner.log.
     if let Some(code) = ccmp_core::hidden_entry_point() {
         return code;
     }
     let _args = Args::parse();
-    match run() {
+    // The state dir's safety checks run when the store opens, before anything (the log
+    // included) is written in it.
+    let store = FsStore::open_default();
+    let log = store.as_ref().ok().and_then(|s| s.open_mcp_log().ok());
+    init_tracing(log);
+    let result = store.context("failed to open the task store").and_then(run);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            tracing::error!("{err:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs go to stderr and, for the server, to `<state>/ccmp-mcp.log`. `RUST_LOG` sets the level
-/// (default `warn` for rmcp, `info` for ccmp).
-fn init_tracing(server: bool) {
-    if !server {
-        // A task runner: its stderr is the task's runner.log. Keep start-up cheap.
-        tracing_subscriber::fmt()
-            .log_internal_errors(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .init();
-        return;
-    }
+/// Logs go to stderr and to `<state>/ccmp-mcp.log`. `RUST_LOG` sets the level (default `warn`
+/// for rmcp, `info` for ccmp).
+fn init_tracing(log: Option<File>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,ccmp_mcp=info,ccmp_core=info"));
-    let file = ccmp_core::default_state_dir().ok().and_then(|dir| {
-        // The state dir is private (0700) and so is the log (0600).
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .ok()?;
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(dir.join("ccmp-mcp.log"))
-            .ok()
-    });
     let builder = tracing_subscriber::fmt()
         .log_internal_errors(false)
         .with_env_filter(filter)
         .with_ansi(false);
-    match file {
+    match log {
         Some(file) => builder
             .with_writer(std::io::stderr.and(std::sync::Mutex::new(file)))
             .init(),
@@ -91,15 +71,16 @@ fn init_tracing(server: bool) {
     }
 }
 
-fn run() -> anyhow::Result<()> {
+fn run(store: FsStore) -> anyhow::Result<()> {
+    let state_dir = store.root().to_owned();
+    let ccmp = Ccmp::open_store(store).context("failed to open the task store")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
     let result = runtime.block_on(async {
-        let ccmp = ccmp_core::Ccmp::open(None).context("failed to open the task store")?;
-        tracing::info!(state_dir = ?ccmp_core::default_state_dir().ok(), "ccmp-mcp serving on stdio");
+        tracing::info!(state_dir = %state_dir.display(), "ccmp-mcp serving on stdio");
         let input_closed = tokio_util::sync::CancellationToken::new();
         let stdin = stdin::WatchEof::new(tokio::io::stdin(), input_closed.clone());
         let service = server::Server::new(ccmp, input_closed)

@@ -68,54 +68,55 @@ impl TaskParams {
     }
 }
 
-/// `execute_cc_task` parameters: the task's, plus how long to wait. (Spelled out rather than
-/// flattened, so that unknown parameters are refused.)
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// `execute_cc_task` parameters: the task's ([`TaskParams`]), plus how long to wait.
+///
+/// Not a copy of `TaskParams`: serde cannot combine `flatten` with `deny_unknown_fields`, so this
+/// takes `max_wait_s` out of the arguments and hands the rest to `TaskParams`, which refuses
+/// what it does not know; its schema is `TaskParams`' with `max_wait_s` added.
+#[derive(Debug)]
 pub struct ExecuteParams {
-    /// The task for Claude Code, as you would type it.
-    pub prompt: String,
-    /// Directory to work in (default: the server's).
-    pub working_dir: Option<String>,
-    /// sonnet, opus, haiku, or a full model id.
-    pub model: Option<String>,
-    /// Run without permission prompts. Default true.
-    pub skip_permissions: Option<bool>,
-    /// Stop the task after this many seconds.
-    pub timeout: Option<f64>,
-    /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
-    pub permission_mode: Option<String>,
-    /// Tools allowed without asking, e.g. "Bash(git:*)"
-    pub allowed_tools: Option<Vec<String>>,
-    /// Stop after this many turns.
-    pub max_turns: Option<i64>,
-    /// Stop after spending this much.
-    pub max_budget_usd: Option<f64>,
-    /// Text appended to the system prompt.
-    pub append_system_prompt: Option<String>,
-    /// "worktree": run in a new git worktree, on branch `ccmp/<id>`.
-    pub isolation: Option<String>,
-    /// Stop waiting after this many seconds (default 600).
+    /// The task.
+    pub task: TaskParams,
+    /// Stop waiting after this many seconds.
     pub max_wait_s: Option<f64>,
 }
 
-impl ExecuteParams {
-    /// The task part.
-    pub fn split(self) -> (TaskParams, Option<f64>) {
-        let task = TaskParams {
-            prompt: self.prompt,
-            working_dir: self.working_dir,
-            model: self.model,
-            skip_permissions: self.skip_permissions,
-            timeout: self.timeout,
-            permission_mode: self.permission_mode,
-            allowed_tools: self.allowed_tools,
-            max_turns: self.max_turns,
-            max_budget_usd: self.max_budget_usd,
-            append_system_prompt: self.append_system_prompt,
-            isolation: self.isolation,
-        };
-        (task, self.max_wait_s)
+const MAX_WAIT_S: &str = "max_wait_s";
+const MAX_WAIT_S_DOC: &str = "Stop waiting after this many seconds (default 600).";
+
+impl<'de> Deserialize<'de> for ExecuteParams {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut arguments =
+            serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let max_wait_s = arguments
+            .remove(MAX_WAIT_S)
+            .map(|v| Option::<f64>::deserialize(v).map_err(D::Error::custom))
+            .transpose()?
+            .flatten();
+        let task = TaskParams::deserialize(serde_json::Value::Object(arguments))
+            .map_err(D::Error::custom)?;
+        Ok(Self { task, max_wait_s })
+    }
+}
+
+impl JsonSchema for ExecuteParams {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ExecuteParams".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = TaskParams::json_schema(generator);
+        if let Some(properties) = schema
+            .get_mut("properties")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            properties.insert(
+                MAX_WAIT_S.to_owned(),
+                serde_json::json!({"type": "number", "description": MAX_WAIT_S_DOC}),
+            );
+        }
+        schema
     }
 }
 

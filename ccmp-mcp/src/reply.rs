@@ -5,105 +5,27 @@
 //! early (with the total count).
 
 use ccmp_core::{
-    Ccmp, CleanupReport, DamagedTask, LogChunk, TaskList, TaskRecord, TaskStatus, TaskView,
-    WaitOutcome,
+    Ccmp, CleanupReport, DamagedTask, LogChunk, OutputSource, TaskList, TaskRecord, TaskStatus,
+    TaskView, WaitOutcome,
 };
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::Value;
 
 /// The most bytes of JSON in one reply.
 pub const REPLY_BUDGET: usize = 8 * 1024;
 
-/// One task, in full. The shared task view of every tool that answers about a single task.
+/// One task, in full: the core's task view (its texts cut to fit), how long it ran, and what to
+/// do next. The shared reply of every tool that answers about a single task.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TaskReply {
-    /// Full task id.
-    pub id: String,
-    /// Short id (first 8 characters); any unique prefix works.
-    pub short_id: String,
-    /// queued, running, succeeded, failed, timed_out, cancelled or lost.
-    pub status: String,
-    /// The prompt (its start, if long).
-    pub prompt: String,
-    /// Working directory.
-    pub working_dir: String,
-    /// Model asked for, else the one the agent reported.
-    pub model: Option<String>,
-    /// When the task was created.
-    pub created_at: DateTime<Utc>,
-    /// When the agent started.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When the task finished.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Seconds running so far, or in all.
-    pub elapsed_s: Option<f64>,
-    /// The agent's exit code.
-    pub exit_code: Option<i32>,
-    /// The signal that ended the agent.
-    pub signal: Option<i32>,
-    /// Whether the agent reported an error.
-    pub is_error: Option<bool>,
-    /// The agent's final answer (cut if `truncated`).
-    pub result: Option<String>,
-    /// Why the task did not succeed.
-    pub error: Option<String>,
+    /// The task.
+    #[serde(flatten)]
+    pub task: TaskView,
     /// Whether `result` was cut to fit this reply.
     pub truncated: bool,
-    /// Claude Code session id (continue_task resumes it).
-    pub session_id: Option<String>,
-    /// Turns taken.
-    pub num_turns: Option<u64>,
-    /// Cost in USD (cumulative over a resumed session).
-    pub cost_usd: Option<f64>,
-    /// Token usage.
-    pub usage: Option<Value>,
-    /// Tools denied for lack of permission.
-    pub permission_denials: Vec<Value>,
-    /// Latest activity, e.g. "turn 3: Bash".
-    pub progress: Option<String>,
-    /// The task's readable log.
-    pub log_path: Option<String>,
-    /// The task this one follows up on.
-    pub follows: Option<String>,
-    /// The task's git worktree, with worktree isolation.
-    pub worktree: Option<WorktreeReply>,
     /// What to do next.
     pub next: String,
-}
-
-/// A task's git worktree and what the task changed in it.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct WorktreeReply {
-    /// The worktree's directory.
-    pub path: String,
-    /// Its branch, `ccmp/<short id>`.
-    pub branch: String,
-    /// Files changed against the base commit (committed or not), once the task has ended.
-    pub files_changed: Option<u64>,
-    /// Lines added.
-    pub insertions: Option<u64>,
-    /// Lines removed.
-    pub deletions: Option<u64>,
-    /// Commits on the branch.
-    pub commits: Option<u64>,
-    /// Whether changes are uncommitted.
-    pub dirty: Option<bool>,
-}
-
-impl From<&ccmp_core::Worktree> for WorktreeReply {
-    fn from(w: &ccmp_core::Worktree) -> Self {
-        Self {
-            path: w.path.display().to_string(),
-            branch: w.branch.clone(),
-            files_changed: w.diff.map(|d| d.files_changed),
-            insertions: w.diff.map(|d| d.insertions),
-            deletions: w.diff.map(|d| d.deletions),
-            commits: w.diff.map(|d| d.commits),
-            dirty: w.diff.map(|d| d.dirty),
-        }
-    }
 }
 
 /// One task, briefly: an entry of a list or a wait.
@@ -232,12 +154,6 @@ fn clip_opt(text: Option<&str>, max: usize) -> (Option<String>, bool) {
     }
 }
 
-fn elapsed(view: &TaskView) -> Option<f64> {
-    let start = view.started_at?;
-    let end = view.finished_at.unwrap_or_else(Utc::now);
-    Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
-}
-
 /// What the model should do next with a task in this state.
 pub fn next_step(view: &TaskView, truncated: bool) -> String {
     let id = &view.short_id;
@@ -268,11 +184,13 @@ pub fn next_step(view: &TaskView, truncated: bool) -> String {
 }
 
 impl TaskReply {
-    /// The reply for one task, its result cut to fit the budget.
+    /// The reply for one task, its texts cut to fit the budget.
     pub fn new(ccmp: &Ccmp, record: &TaskRecord) -> Self {
-        let view = ccmp.view(record);
-        let (prompt, _) = clip(&view.prompt, 300);
-        let denials: Vec<Value> = view
+        let mut view = ccmp.view(record);
+        let result = view.result.take();
+        view.prompt = clip(&view.prompt, 300).0;
+        view.error = clip_opt(view.error.as_deref(), 1500).0;
+        view.permission_denials = view
             .permission_denials
             .iter()
             .take(5)
@@ -282,40 +200,17 @@ impl TaskReply {
             })
             .collect();
         let mut reply = Self {
-            id: view.id.clone(),
-            short_id: view.short_id.clone(),
-            status: view.status.to_string(),
-            prompt,
-            working_dir: view.working_dir.display().to_string(),
-            model: view.model.clone(),
-            created_at: view.created_at,
-            started_at: view.started_at,
-            finished_at: view.finished_at,
-            elapsed_s: elapsed(&view),
-            exit_code: view.exit_code,
-            signal: view.signal,
-            is_error: view.is_error,
-            result: None,
-            error: clip_opt(view.error.as_deref(), 1500).0,
-            truncated: false,
-            session_id: view.session_id.clone(),
-            num_turns: view.num_turns,
-            cost_usd: view.cost_usd,
-            usage: view.usage.clone(),
-            permission_denials: denials,
-            progress: view.progress.clone(),
-            log_path: view.log_path.as_ref().map(|p| p.display().to_string()),
-            follows: view.follows.clone(),
-            worktree: view.worktree.as_ref().map(WorktreeReply::from),
             next: next_step(&view, true),
+            task: view,
+            truncated: false,
         };
         // Room left for the result, with the longest `next`; JSON escaping may grow the text,
         // so shrink until it fits.
         let mut room = REPLY_BUDGET.saturating_sub(size(&reply) + 16);
-        if let Some(result) = view.result.as_deref() {
+        if let Some(result) = result.as_deref() {
             loop {
                 let (text, cut) = clip(result, room);
-                reply.result = Some(text);
+                reply.task.result = Some(text);
                 reply.truncated = cut;
                 if size(&reply) <= REPLY_BUDGET || room == 0 {
                     break;
@@ -323,7 +218,7 @@ impl TaskReply {
                 room = room.saturating_sub(size(&reply) - REPLY_BUDGET + 64);
             }
         }
-        reply.next = next_step(&view, reply.truncated);
+        reply.next = next_step(&reply.task, reply.truncated);
         reply
     }
 
@@ -492,7 +387,7 @@ impl CleanupReply {
 
 impl OutputReply {
     /// A page of output.
-    pub fn new(short_id: String, stream: &str, chunk: LogChunk) -> Self {
+    pub fn new(short_id: String, stream: OutputSource, chunk: LogChunk) -> Self {
         let next = if chunk.at_end {
             "This is the end of the output so far.".to_owned()
         } else {
@@ -503,7 +398,7 @@ impl OutputReply {
         };
         Self {
             short_id,
-            stream: stream.to_owned(),
+            stream: stream.to_string(),
             text: chunk.text,
             offset: chunk.offset,
             next_offset: chunk.next_offset,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ccmp_core::{Ccmp, CleanupTarget, ListQuery, LogRange, LogStream, TaskStatus, WaitMode};
+use ccmp_core::{Ccmp, CleanupTarget, ListQuery, LogRange, OutputSource, TaskStatus, WaitMode};
 use rmcp::ErrorData;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -39,21 +39,12 @@ fn progress_every() -> Duration {
 const OUTPUT_PAGE: u64 = 6000;
 /// Most task ids in one wait.
 const MAX_WAIT_IDS: usize = 100;
+/// Most tasks one list asks for (the reply is cut to its budget whatever this is).
+const MAX_LIST_LIMIT: u32 = 1000;
 
-/// Renders an error with its causes, for the model.
-fn message(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
+/// An error for the model, with what to do next in terms of these tools.
 fn fail(err: ccmp_core::Error) -> String {
-    message(&err)
+    crate::hint::error_text(&err)
 }
 
 /// Tool definitions are context the model pays for on every turn, so the generated schemas are
@@ -123,6 +114,10 @@ impl Server {
     fn start(&self, params: TaskParams) -> Result<ccmp_core::TaskRecord, String> {
         self.ccmp.start(params.into_request()?).map_err(fail)
     }
+
+    fn resolve(&self, id: &str) -> Result<ccmp_core::TaskId, String> {
+        self.ccmp.resolve(id).map_err(fail)
+    }
 }
 
 #[tool_router]
@@ -141,14 +136,13 @@ impl Server {
         cancel: CancellationToken,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, String> {
-        let (task, max_wait) = params.split();
-        let max_wait = max_wait.unwrap_or(600.0);
+        let max_wait = params.max_wait_s.unwrap_or(600.0);
         if !(max_wait.is_finite() && max_wait > 0.0 && max_wait <= 86_400.0) {
             return Err(format!(
                 "max_wait_s must be above 0 and at most 86400 seconds, got {max_wait}"
             ));
         }
-        let record = self.start(task)?;
+        let record = self.start(params.task)?;
         // A client that speaks the tasks extension backgrounds the call itself and polls
         // tasks/get, which reads ccmp's store: answer with the task at once.
         // (The request's `_meta` is in `meta`; the extractor took it out of `context`, which still
@@ -161,49 +155,56 @@ impl Server {
             let task = crate::tasks::task_of(&self.ccmp, &record);
             return Ok(CreateTaskResult::new(task).into());
         }
-        let id = record.id.to_string();
         let token = meta.get_progress_token();
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(max_wait);
+        let mut changes = self
+            .ccmp
+            .watch(&[record.id])
+            .with_heartbeat(progress_every());
+        let mut latest = record;
         let mut reports = 0u32;
-        let every = progress_every();
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let step = left.min(every);
-            let outcome = tokio::select! {
-                outcome = self.ccmp.wait(std::slice::from_ref(&id), WaitMode::All, step) => outcome.map_err(fail)?,
+            let batch = tokio::select! {
+                batch = changes.next() => batch,
+                () = tokio::time::sleep_until(deadline) => {
+                    let note = format!(
+                        "Not done after max_wait_s={max_wait}; it keeps running in the background."
+                    );
+                    let reply = TaskReply::new(&self.ccmp, &latest).with_note(&note);
+                    return Ok(crate::tasks::structured(&reply, false).into());
+                }
                 () = self.input_closed.cancelled() => {
                     return Err("the client went away; the task keeps running".to_owned());
                 }
                 () = cancel.cancelled() => {
                     // The client gave up on the call: stop the task it started. No reply is sent.
-                    let _ = self.ccmp.cancel(&id).await;
+                    let _ = self.ccmp.cancel(&latest.id).await;
                     return Err("the request was cancelled, so the task was cancelled".to_owned());
                 }
             };
-            let record = outcome
-                .finished
-                .into_iter()
-                .chain(outcome.pending)
-                .next()
-                .unwrap_or(record.clone());
-            if record.status.is_terminal() {
+            let Some(batch) = batch else {
+                // The stream ends with the task's final record, already taken below.
                 return Ok(
-                    crate::tasks::structured(&TaskReply::new(&self.ccmp, &record), false).into(),
+                    crate::tasks::structured(&TaskReply::new(&self.ccmp, &latest), false).into(),
                 );
+            };
+            for current in batch.map_err(fail)? {
+                latest = current;
             }
-            if tokio::time::Instant::now() >= deadline {
-                let note = format!(
-                    "Not done after max_wait_s={max_wait}; it keeps running in the background."
+            if latest.status.is_terminal() {
+                return Ok(
+                    crate::tasks::structured(&TaskReply::new(&self.ccmp, &latest), false).into(),
                 );
-                let reply = TaskReply::new(&self.ccmp, &record).with_note(&note);
-                return Ok(crate::tasks::structured(&reply, false).into());
             }
             if let Some(token) = &token {
                 reports += 1;
-                let started = record.started_at.unwrap_or(record.created_at);
-                let secs = (chrono::Utc::now() - started).num_seconds().max(0);
-                let activity = record.progress.as_deref().unwrap_or("starting");
-                let text = format!("{} {}s: {activity}", record.status, secs);
+                let view = self.ccmp.view(&latest);
+                let text = format!(
+                    "{} {}s: {}",
+                    view.status,
+                    view.elapsed_s.unwrap_or(0.0).round(),
+                    view.progress.as_deref().unwrap_or("starting")
+                );
                 let param = ProgressNotificationParam::new(token.clone(), f64::from(reports))
                     .with_message(text);
                 if let Err(e) = peer.notify_progress(param).await {
@@ -234,7 +235,8 @@ impl Server {
         &self,
         Parameters(params): Parameters<TaskIdParams>,
     ) -> Result<Json<TaskReply>, String> {
-        let record = self.ccmp.status(&params.task_id).map_err(fail)?;
+        let record = self.resolve(&params.task_id)?;
+        let record = self.ccmp.status(&record).map_err(fail)?;
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
 
@@ -244,22 +246,25 @@ impl Server {
         &self,
         Parameters(params): Parameters<ListParams>,
     ) -> Result<Json<ListReply>, String> {
-        let limit = params.limit.unwrap_or(50);
-        if !(1..=1000).contains(&limit) {
-            return Err(format!("limit must be from 1 to 1000, got {limit}"));
+        if let Some(limit) = params.limit
+            && !(1..=MAX_LIST_LIMIT).contains(&limit)
+        {
+            return Err(format!(
+                "limit must be from 1 to {MAX_LIST_LIMIT}, got {limit}"
+            ));
         }
-        let states = match (params.status, params.include_finished.unwrap_or(false)) {
-            (Some(status), _) => Some(vec![status.parse::<TaskStatus>()?]),
-            (None, true) => None,
-            (None, false) => Some(vec![TaskStatus::Queued, TaskStatus::Running]),
-        };
-        let list = self
-            .ccmp
-            .list(&ListQuery {
-                states,
-                limit: limit as usize,
-            })
-            .map_err(fail)?;
+        let states = params
+            .status
+            .map(|status| status.parse::<TaskStatus>())
+            .transpose()?
+            .into_iter()
+            .collect();
+        let query = ListQuery::from_filters(
+            states,
+            params.include_finished.unwrap_or(false),
+            params.limit.map(|n| n as usize),
+        );
+        let list = self.ccmp.list(&query).map_err(fail)?;
         Ok(Json(ListReply::new(&self.ccmp, &list)))
     }
 
@@ -281,7 +286,7 @@ impl Server {
             params.older_than,
         ) {
             (Some(id), false, None) => CleanupTarget::Task {
-                id,
+                id: self.ccmp.resolve(&id).map_err(fail)?,
                 force: params.force.unwrap_or(false),
             },
             (None, true, None) => CleanupTarget::Finished,
@@ -323,8 +328,9 @@ impl Server {
         if params.task_ids.len() > MAX_WAIT_IDS {
             return Err(format!("wait for at most {MAX_WAIT_IDS} tasks at a time"));
         }
+        let ids = self.ccmp.resolve_all(&params.task_ids).map_err(fail)?;
         let outcome = tokio::select! {
-            outcome = self.ccmp.wait(&params.task_ids, mode, Duration::from_secs_f64(timeout)) => outcome.map_err(fail)?,
+            outcome = self.ccmp.wait(&ids, mode, Duration::from_secs_f64(timeout)) => outcome.map_err(fail)?,
             () = cancel.cancelled() => return Err("the wait was cancelled".to_owned()),
             () = self.input_closed.cancelled() => return Err("the client went away".to_owned()),
         };
@@ -342,7 +348,8 @@ impl Server {
         &self,
         Parameters(params): Parameters<TaskIdParams>,
     ) -> Result<Json<TaskReply>, String> {
-        let outcome = self.ccmp.cancel(&params.task_id).await.map_err(fail)?;
+        let id = self.resolve(&params.task_id)?;
+        let outcome = self.ccmp.cancel(&id).await.map_err(fail)?;
         let reply = TaskReply::new(&self.ccmp, &outcome.record);
         Ok(Json(if outcome.already_finished {
             reply.with_note("It had already finished; nothing was cancelled.")
@@ -357,7 +364,12 @@ impl Server {
         &self,
         Parameters(params): Parameters<OutputParams>,
     ) -> Result<Json<OutputReply>, String> {
-        let stream_name = params.stream.unwrap_or_else(|| "transcript".to_owned());
+        let source = params
+            .stream
+            .as_deref()
+            .map(str::parse::<OutputSource>)
+            .transpose()?
+            .unwrap_or_default();
         let limit = params.limit.unwrap_or(OUTPUT_PAGE).min(OUTPUT_PAGE) as usize;
         let range = match params.tail {
             Some(lines) => LogRange::Tail {
@@ -368,27 +380,14 @@ impl Server {
                 limit,
             },
         };
-        let mut chunk = if stream_name == "result" {
-            self.ccmp.result_page(&params.task_id, range)
-        } else {
-            let stream: LogStream = stream_name
-                .parse()
-                .map_err(|e: String| format!("{e}, or result"))?;
-            self.ccmp.output(&params.task_id, stream, range)
-        }
-        .map_err(fail)?;
-        // A tail may be longer than a page: keep its end.
-        if chunk.text.len() > limit {
-            let mut cut = chunk.text.len() - limit;
-            while !chunk.text.is_char_boundary(cut) {
-                cut += 1;
-            }
-            chunk.offset += cut as u64;
-            chunk.text.drain(..cut);
-        }
-        let short_id = self.ccmp.resolve(&params.task_id).map_err(fail)?.short();
+        let id = self.resolve(&params.task_id)?;
+        let chunk = self
+            .ccmp
+            .output(&id, source, range)
+            .map_err(fail)?
+            .keep_end(limit);
         debug_assert!(chunk.text.len() < REPLY_BUDGET);
-        Ok(Json(OutputReply::new(short_id, &stream_name, chunk)))
+        Ok(Json(OutputReply::new(id.short(), source, chunk)))
     }
 
     /// Follow up on a finished task: a new task resumes its Claude Code session, in the same
@@ -402,10 +401,8 @@ impl Server {
         &self,
         Parameters(params): Parameters<ContinueParams>,
     ) -> Result<Json<TaskReply>, String> {
-        let record = self
-            .ccmp
-            .follow_up(&params.task_id, params.prompt)
-            .map_err(fail)?;
+        let id = self.resolve(&params.task_id)?;
+        let record = self.ccmp.follow_up(&id, params.prompt).map_err(fail)?;
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
 }
@@ -434,7 +431,8 @@ impl ServerHandler for Server {
     ) -> Result<GetTaskResult, ErrorData> {
         let record = self
             .ccmp
-            .status(&request.task_id)
+            .resolve(&request.task_id)
+            .and_then(|id| self.ccmp.status(&id))
             .map_err(crate::tasks::not_found)?;
         Ok(GetTaskResult::new(crate::tasks::detailed(
             &self.ccmp, &record,
@@ -447,7 +445,8 @@ impl ServerHandler for Server {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.ccmp
-            .request_cancel(&request.task_id)
+            .resolve(&request.task_id)
+            .and_then(|id| self.ccmp.request_cancel(&id))
             .map_err(crate::tasks::not_found)?;
         Ok(())
     }

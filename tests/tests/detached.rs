@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ccmp_core::{
-    Ccmp, Config, FsStore, LogRange, LogStream, TaskRecord, TaskStatus, TaskStore, WaitMode,
+    Ccmp, Config, FsStore, LogRange, OutputSource, TaskRecord, TaskStatus, TaskStore, WaitMode,
 };
 use ccmp_tests::{Sandbox, grandchild_pids, pid_alive, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
@@ -71,6 +71,7 @@ async fn tasks_survive_a_frontend_killed_with_sigkill() {
     host.wait().unwrap();
     // A new process, started later, sees every task and its result.
     let ccmp = ccmp(&sandbox, 4);
+    let ids = ccmp.resolve_all(&ids).unwrap();
     let outcome = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
     assert!(!outcome.timed_out);
     for record in &outcome.finished {
@@ -92,6 +93,7 @@ async fn fifty_tasks_started_by_a_program_that_exits_are_all_seen_later() {
         })
         .unwrap();
     assert_eq!(list.total, 50);
+    let ids = ccmp.resolve_all(&ids).unwrap();
     let outcome = ccmp
         .wait(&ids, WaitMode::All, Duration::from_secs(120))
         .await
@@ -121,10 +123,10 @@ async fn running_with_grandchild(ccmp: &Ccmp, sandbox: &Sandbox) -> (TaskRecord,
     let started = ccmp
         .start(sandbox.request("FAKE_HANG FAKE_GRANDCHILD"))
         .unwrap();
-    let id = started.id.to_string();
+    let id = started.id;
     let grandchild = poll(LONG, "the grandchild to start", || {
         let stderr = ccmp
-            .output(&id, LogStream::Stderr, LogRange::Tail { lines: 10 })
+            .output(&id, OutputSource::Stderr, LogRange::Tail { lines: 10 })
             .ok()?;
         grandchild_pids(&stderr.text).first().copied()
     });
@@ -149,7 +151,7 @@ async fn a_runner_killed_with_sigkill_leaves_a_lost_task_and_no_processes() {
         || (!agent.is_alive()).then_some(()),
     );
     // ...and the next look decides `lost` and stops what is left: the grandchild in its own session.
-    let lost = ccmp.status(&record.id.short()).unwrap();
+    let lost = ccmp.status(&record.id).unwrap();
     assert_eq!(lost.status, TaskStatus::Lost);
     let error = lost.error().unwrap();
     assert!(
@@ -163,10 +165,7 @@ async fn a_runner_killed_with_sigkill_leaves_a_lost_task_and_no_processes() {
     );
     assert!(task_processes(&record.id.to_string()).is_empty());
     // Lost is terminal: it stays lost.
-    assert_eq!(
-        ccmp.status(&record.id.short()).unwrap().status,
-        TaskStatus::Lost
-    );
+    assert_eq!(ccmp.status(&record.id).unwrap().status, TaskStatus::Lost);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +174,7 @@ async fn a_reused_pid_is_never_signalled() {
     let ccmp = ccmp(&sandbox, 4);
     let started = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     let record = poll(LONG, "the task to run", || {
-        let r = ccmp.status(&started.id.short()).ok()?;
+        let r = ccmp.status(&started.id).ok()?;
         (r.status == TaskStatus::Running && r.agent_process.is_some()).then_some(r)
     });
     let runner = record.runner.clone().unwrap();
@@ -193,7 +192,7 @@ async fn a_reused_pid_is_never_signalled() {
         agent.pgid = bystander.id() as i32;
     }
     store.save(&edited).unwrap();
-    let outcome = ccmp.cancel(&record.id.short()).await.unwrap();
+    let outcome = ccmp.cancel(&record.id).await.unwrap();
     assert!(outcome.already_finished);
     assert_eq!(outcome.record.status, TaskStatus::Lost);
     assert!(
@@ -218,7 +217,7 @@ async fn a_runner_binary_that_is_not_ccmp_fails_the_start_clearly() {
     // The task is kept, failed, with the reason, so it is not a mystery later.
     let ids = ccmp.store().ids().unwrap();
     assert_eq!(ids.len(), 1);
-    let record = ccmp.status(&ids[0].short()).unwrap();
+    let record = ccmp.status(&ids[0]).unwrap();
     assert_eq!(record.status, TaskStatus::Failed);
     assert!(record.error().unwrap().contains("/bin/true"));
 }
@@ -237,10 +236,7 @@ async fn both_frontend_binaries_can_play_runner() {
             workspace_bin(runner),
         );
         let started = ccmp.start(sandbox.request("FAKE_TOOLS=1")).unwrap();
-        let done = ccmp
-            .wait(&[started.id.to_string()], WaitMode::All, LONG)
-            .await
-            .unwrap();
+        let done = ccmp.wait(&[started.id], WaitMode::All, LONG).await.unwrap();
         let record = &done.finished[0];
         assert_eq!(
             record.status,
@@ -269,10 +265,7 @@ async fn queue_entries_left_by_dead_runners_do_not_block_the_queue() {
         .unwrap();
     }
     let started = ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap();
-    let done = ccmp
-        .wait(&[started.id.to_string()], WaitMode::All, LONG)
-        .await
-        .unwrap();
+    let done = ccmp.wait(&[started.id], WaitMode::All, LONG).await.unwrap();
     assert_eq!(done.finished[0].status, TaskStatus::Succeeded);
     let left: Vec<_> = std::fs::read_dir(&queue)
         .unwrap()

@@ -133,10 +133,7 @@ impl Scene {
 
 async fn run(ccmp: &Ccmp, request: TaskRequest) -> TaskRecord {
     let started = ccmp.start(request).unwrap();
-    let outcome = ccmp
-        .wait(&[started.id.to_string()], WaitMode::All, LONG)
-        .await
-        .unwrap();
+    let outcome = ccmp.wait(&[started.id], WaitMode::All, LONG).await.unwrap();
     assert!(!outcome.timed_out, "the task did not finish");
     outcome.finished.into_iter().next().unwrap()
 }
@@ -235,13 +232,8 @@ async fn a_follow_up_resumes_the_session() {
     let ccmp = scene.ccmp(4);
     let first = run(&ccmp, scene.request("refactor database.py")).await;
     assert_eq!(first.status, TaskStatus::Succeeded, "{:?}", first.outcome);
-    let next = ccmp
-        .follow_up(&first.id.short(), "now run the tests")
-        .unwrap();
-    let outcome = ccmp
-        .wait(&[next.id.to_string()], WaitMode::All, LONG)
-        .await
-        .unwrap();
+    let next = ccmp.follow_up(&first.id, "now run the tests").unwrap();
+    let outcome = ccmp.wait(&[next.id], WaitMode::All, LONG).await.unwrap();
     let second = &outcome.finished[0];
     assert_eq!(second.status, TaskStatus::Succeeded, "{:?}", second.outcome);
     assert_eq!(
@@ -276,7 +268,7 @@ async fn cancel_during_a_slow_reply_leaves_nothing_running() {
         let requests = scene.mock.requests();
         (!requests.is_empty()).then_some(())
     });
-    let outcome = ccmp.cancel(&id).await.unwrap();
+    let outcome = ccmp.cancel(&ccmp.resolve(&id).unwrap()).await.unwrap();
     assert_eq!(
         outcome.record.status,
         TaskStatus::Cancelled,
@@ -339,6 +331,7 @@ async fn five_real_tasks_with_max_parallel_two() {
                 .to_string()
         })
         .collect();
+    let ids = ccmp.resolve_all(&ids).unwrap();
     let outcome = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
     assert!(!outcome.timed_out);
     assert!(

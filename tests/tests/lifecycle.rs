@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use ccmp_core::{
-    Ccmp, CleanupTarget, Config, Error, FsStore, ListQuery, LogRange, LogStream, TaskRecord,
-    TaskRequest, TaskStatus, WaitMode,
+    Ccmp, CleanupTarget, Config, Error, FsStore, ListQuery, LogRange, OutputSource, TaskId,
+    TaskRecord, TaskRequest, TaskStatus, WaitMode,
 };
 use ccmp_tests::{Sandbox, grandchild_pids, pid_alive, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
@@ -39,10 +39,7 @@ fn ccmp(kind: Kind, sandbox: &Sandbox, max_parallel: usize) -> Ccmp {
 }
 
 async fn wait_one(ccmp: &Ccmp, record: &TaskRecord) -> TaskRecord {
-    let outcome = ccmp
-        .wait(&[record.id.to_string()], WaitMode::All, LONG)
-        .await
-        .unwrap();
+    let outcome = ccmp.wait(&[record.id], WaitMode::All, LONG).await.unwrap();
     assert!(
         !outcome.timed_out,
         "task {} did not finish: {:?}",
@@ -55,7 +52,7 @@ async fn wait_one(ccmp: &Ccmp, record: &TaskRecord) -> TaskRecord {
 async fn wait_running(ccmp: &Ccmp, record: &TaskRecord) -> TaskRecord {
     let deadline = tokio::time::Instant::now() + LONG;
     loop {
-        let r = ccmp.status(&record.id.short()).unwrap();
+        let r = ccmp.status(&record.id).unwrap();
         if r.status == TaskStatus::Running && r.session_id.is_some() {
             return r;
         }
@@ -68,9 +65,9 @@ async fn wait_running(ccmp: &Ccmp, record: &TaskRecord) -> TaskRecord {
     }
 }
 
-fn log(ccmp: &Ccmp, record: &TaskRecord, stream: LogStream) -> String {
+fn log(ccmp: &Ccmp, record: &TaskRecord, stream: OutputSource) -> String {
     ccmp.output(
-        &record.id.to_string(),
+        &record.id,
         stream,
         LogRange::Bytes {
             offset: 0,
@@ -160,10 +157,10 @@ async fn succeeds_with_session_turns_and_cost(kind: Kind) {
             && view.finished_at.unwrap() >= view.started_at.unwrap()
     );
     // The readable log tells the story; the raw log keeps the agent's own lines.
-    let transcript = log(&ccmp, &done, LogStream::Transcript);
+    let transcript = log(&ccmp, &done, OutputSource::Transcript);
     assert!(transcript.contains("tool Bash"), "{transcript}");
     assert!(transcript.contains(&session), "{transcript}");
-    let stdout = log(&ccmp, &done, LogStream::Stdout);
+    let stdout = log(&ccmp, &done, OutputSource::Stdout);
     assert_eq!(stdout.lines().count(), 1 + 2 * 2 + 1 + 1, "{stdout}");
     if let Kind::Detached = kind {
         assert!(view.log_path.unwrap().exists());
@@ -221,7 +218,7 @@ async fn cancel_stops_a_running_task(kind: Kind) {
     let ccmp = ccmp(kind, &sandbox, 4);
     let started = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     let running = wait_running(&ccmp, &started).await;
-    let outcome = ccmp.cancel(&running.id.short()).await.unwrap();
+    let outcome = ccmp.cancel(&running.id).await.unwrap();
     assert!(!outcome.already_finished);
     assert_eq!(
         outcome.record.status,
@@ -233,7 +230,7 @@ async fn cancel_stops_a_running_task(kind: Kind) {
     assert_eq!(ccmp.view(&outcome.record).exit_code, Some(143));
     assert_no_processes(&outcome.record);
     // Terminal states never change again: a second cancel reports what happened.
-    let again = ccmp.cancel(&running.id.short()).await.unwrap();
+    let again = ccmp.cancel(&running.id).await.unwrap();
     assert!(again.already_finished);
     assert_eq!(again.record.status, TaskStatus::Cancelled);
 }
@@ -245,7 +242,7 @@ async fn an_agent_ignoring_term_is_killed_after_the_grace(kind: Kind) {
         .start(sandbox.request("FAKE_HANG FAKE_IGNORE_TERM"))
         .unwrap();
     wait_running(&ccmp, &started).await;
-    let outcome = ccmp.cancel(&started.id.to_string()).await.unwrap();
+    let outcome = ccmp.cancel(&started.id).await.unwrap();
     assert_eq!(outcome.record.status, TaskStatus::Cancelled);
     assert_eq!(ccmp.view(&outcome.record).signal, Some(9));
     assert_no_processes(&outcome.record);
@@ -257,15 +254,12 @@ async fn cancel_of_a_queued_task_never_starts_it(kind: Kind) {
     let first = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     wait_running(&ccmp, &first).await;
     let second = ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap();
-    assert_eq!(
-        ccmp.status(&second.id.short()).unwrap().status,
-        TaskStatus::Queued
-    );
-    let cancelled = ccmp.cancel(&second.id.short()).await.unwrap().record;
+    assert_eq!(ccmp.status(&second.id).unwrap().status, TaskStatus::Queued);
+    let cancelled = ccmp.cancel(&second.id).await.unwrap().record;
     assert_eq!(cancelled.status, TaskStatus::Cancelled);
     assert!(cancelled.started_at.is_none());
     assert!(cancelled.error().unwrap().contains("while queued"));
-    ccmp.cancel(&first.id.short()).await.unwrap();
+    ccmp.cancel(&first.id).await.unwrap();
 }
 
 async fn queue_is_fifo_and_max_parallel_holds(kind: Kind) {
@@ -273,8 +267,8 @@ async fn queue_is_fifo_and_max_parallel_holds(kind: Kind) {
     let ccmp = ccmp(kind, &sandbox, 2);
     let events = sandbox.path("events.log");
     let prompt = format!("FAKE_SLEEP=0.3 FAKE_RECORD={}", events.display());
-    let ids: Vec<String> = (0..6)
-        .map(|_| ccmp.start(sandbox.request(&prompt)).unwrap().id.to_string())
+    let ids: Vec<TaskId> = (0..6)
+        .map(|_| ccmp.start(sandbox.request(&prompt)).unwrap().id)
         .collect();
     let outcome = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
     assert!(!outcome.timed_out);
@@ -308,7 +302,7 @@ async fn queue_is_fifo_and_max_parallel_holds(kind: Kind) {
             outcome
                 .finished
                 .iter()
-                .find(|r| r.id.to_string() == *id)
+                .find(|r| r.id == *id)
                 .unwrap()
                 .started_at
                 .unwrap()
@@ -334,7 +328,7 @@ async fn a_grandchild_in_its_own_session_does_not_outlive_its_task(kind: Kind) {
     )
     .await;
     assert_eq!(done.status, TaskStatus::Succeeded);
-    let pids = grandchild_pids(&log(&ccmp, &done, LogStream::Stderr));
+    let pids = grandchild_pids(&log(&ccmp, &done, OutputSource::Stderr));
     assert_eq!(pids.len(), 1);
     // The outcome is recorded only after the sweep, so the grandchild is already gone.
     assert!(
@@ -357,11 +351,11 @@ async fn raw_output_is_kept_and_paged(kind: Kind) {
     .await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
     assert_eq!(ccmp.view(&done).result.unwrap().len(), 3_000_000);
-    let id = done.id.to_string();
+    let id = done.id;
     let first = ccmp
         .output(
             &id,
-            LogStream::Stdout,
+            OutputSource::Stdout,
             LogRange::Bytes {
                 offset: 0,
                 limit: 1 << 20,
@@ -378,7 +372,7 @@ async fn raw_output_is_kept_and_paged(kind: Kind) {
     let capped = ccmp
         .output(
             &id,
-            LogStream::Stdout,
+            OutputSource::Stdout,
             LogRange::Bytes {
                 offset: 0,
                 limit: usize::MAX,
@@ -389,7 +383,7 @@ async fn raw_output_is_kept_and_paged(kind: Kind) {
     let second = ccmp
         .output(
             &id,
-            LogStream::Stdout,
+            OutputSource::Stdout,
             LogRange::Bytes {
                 offset: first.next_offset,
                 limit: 10,
@@ -399,12 +393,12 @@ async fn raw_output_is_kept_and_paged(kind: Kind) {
     assert_eq!(second.offset, first.next_offset);
     // The result line is longer than a page: a tail is bounded, and ends where the log ends.
     let tail = ccmp
-        .output(&id, LogStream::Stdout, LogRange::Tail { lines: 1 })
+        .output(&id, OutputSource::Stdout, LogRange::Tail { lines: 1 })
         .unwrap();
     assert!(
         tail.text.len() <= ccmp_core::MAX_LOG_READ && tail.text.ends_with("}\n") && tail.at_end
     );
-    let transcript = log(&ccmp, &done, LogStream::Transcript);
+    let transcript = log(&ccmp, &done, OutputSource::Transcript);
     assert!(
         transcript.contains("[output] plain text on stdout"),
         "{}",
@@ -421,9 +415,7 @@ async fn follow_up_resumes_the_session(kind: Kind) {
     )
     .await;
     assert_eq!(first.status, TaskStatus::Succeeded);
-    let next = ccmp
-        .follow_up(&first.id.short(), "now run the tests")
-        .unwrap();
+    let next = ccmp.follow_up(&first.id, "now run the tests").unwrap();
     assert_eq!(next.follows, Some(first.id));
     assert_eq!(next.spec.working_dir, first.spec.working_dir);
     assert_eq!(next.spec.resume_session, first.session_id);
@@ -444,9 +436,9 @@ async fn follow_up_resumes_the_session(kind: Kind) {
 
     // Follow-ups need a finished task with a session.
     let running = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
-    let err = ccmp.follow_up(&running.id.short(), "more").unwrap_err();
+    let err = ccmp.follow_up(&running.id, "more").unwrap_err();
     assert!(matches!(err, Error::FollowUpActive { .. }), "{err}");
-    ccmp.cancel(&running.id.short()).await.unwrap();
+    ccmp.cancel(&running.id).await.unwrap();
     let crashed = wait_one(&ccmp, &ccmp.start(sandbox.request("FAKE_EXIT=2")).unwrap()).await;
     // The fake prints its init line before crashing, so there is a session; a run that never
     // started one cannot be followed up.
@@ -469,7 +461,7 @@ async fn follow_up_resumes_the_session(kind: Kind) {
         "{:?}",
         never.error()
     );
-    let err = ccmp.follow_up(&never.id.short(), "more").unwrap_err();
+    let err = ccmp.follow_up(&never.id, "more").unwrap_err();
     assert!(matches!(err, Error::NoSession { .. }), "{err}");
     assert!(crashed.session_id.is_some());
 }
@@ -514,7 +506,7 @@ async fn bad_input_is_refused_and_leaves_nothing(kind: Kind) {
         );
     }
     for id in ["../../etc", "zzzz", "abc", "00000000"] {
-        let err = ccmp.status(id).unwrap_err();
+        let err = ccmp.resolve(id).unwrap_err();
         assert!(err.is_not_found(), "{id}: {err}");
     }
     assert!(
@@ -584,7 +576,7 @@ async fn wait_any_returns_the_first_to_finish(kind: Kind) {
     let ccmp = ccmp(kind, &sandbox, 4);
     let slow = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
     let fast = ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap();
-    let ids = [slow.id.short(), fast.id.short()];
+    let ids = [slow.id, fast.id];
     let outcome = ccmp.wait(&ids, WaitMode::Any, LONG).await.unwrap();
     assert!(!outcome.timed_out);
     assert_eq!(
@@ -602,7 +594,7 @@ async fn wait_any_returns_the_first_to_finish(kind: Kind) {
     assert!(outcome.timed_out);
     assert_eq!(outcome.pending.len(), 1);
     assert!(ccmp.wait(&[], WaitMode::All, LONG).await.is_err());
-    ccmp.cancel(&slow.id.short()).await.unwrap();
+    ccmp.cancel(&slow.id).await.unwrap();
 }
 
 async fn list_filters_sorts_and_counts(kind: Kind) {
@@ -646,7 +638,7 @@ async fn list_filters_sorts_and_counts(kind: Kind) {
         })
         .is_err()
     );
-    ccmp.cancel(&hanging.id.short()).await.unwrap();
+    ccmp.cancel(&hanging.id).await.unwrap();
 }
 
 async fn cleanup_refuses_running_tasks_unless_forced(kind: Kind) {
@@ -657,7 +649,7 @@ async fn cleanup_refuses_running_tasks_unless_forced(kind: Kind) {
     wait_running(&ccmp, &running).await;
     let err = ccmp
         .cleanup(CleanupTarget::Task {
-            id: running.id.short(),
+            id: running.id,
             force: false,
         })
         .await
@@ -672,14 +664,10 @@ async fn cleanup_refuses_running_tasks_unless_forced(kind: Kind) {
     assert!(report.removed.is_empty());
     let report = ccmp.cleanup(CleanupTarget::Finished).await.unwrap();
     assert_eq!(report.removed, vec![finished.id.short()]);
-    assert!(
-        ccmp.status(&finished.id.short())
-            .unwrap_err()
-            .is_not_found()
-    );
+    assert!(ccmp.status(&finished.id).unwrap_err().is_not_found());
     let report = ccmp
         .cleanup(CleanupTarget::Task {
-            id: running.id.short(),
+            id: running.id,
             force: true,
         })
         .await
@@ -721,11 +709,7 @@ async fn waiting_costs_no_cpu(kind: Kind) {
     wait_running(&ccmp, &hang).await;
     let before = own_cpu_ticks();
     let outcome = ccmp
-        .wait(
-            &[hang.id.to_string()],
-            WaitMode::All,
-            Duration::from_secs(2),
-        )
+        .wait(&[hang.id], WaitMode::All, Duration::from_secs(2))
         .await
         .unwrap();
     let used = own_cpu_ticks() - before;
@@ -735,5 +719,5 @@ async fn waiting_costs_no_cpu(kind: Kind) {
         used < 30,
         "waiting 2 s on a running task used {used} ticks of CPU"
     );
-    ccmp.cancel(&hang.id.short()).await.unwrap();
+    ccmp.cancel(&hang.id).await.unwrap();
 }

@@ -302,8 +302,11 @@ mod fs_only {
             view.follows.as_deref(),
             Some("3f9a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
         );
-        let diff = view.worktree.unwrap().diff.unwrap();
-        assert_eq!((diff.files_changed, diff.commits, diff.dirty), (2, 1, true));
+        let worktree = view.worktree.unwrap();
+        assert_eq!(
+            (worktree.files_changed, worktree.commits, worktree.dirty),
+            (Some(2), Some(1), Some(true))
+        );
         let outcome = r.outcome.as_ref().unwrap();
         assert_eq!(
             outcome.claude().unwrap().terminal_reason.as_deref(),

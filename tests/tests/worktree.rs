@@ -44,7 +44,8 @@ fn isolated(sandbox: &Sandbox, prompt: &str) -> TaskRequest {
 }
 
 async fn finish(ccmp: &Ccmp, ids: &[String]) -> Vec<TaskRecord> {
-    let outcome = ccmp.wait(ids, WaitMode::All, LONG).await.unwrap();
+    let ids = ccmp.resolve_all(ids).unwrap();
+    let outcome = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
     assert!(!outcome.timed_out);
     outcome.finished
 }
@@ -179,7 +180,7 @@ async fn cleanup_keeps_branches_with_work_unless_told_and_never_touches_other_wo
     let report = ccmp
         .cleanup_with(
             CleanupTarget::Task {
-                id: changed.id.short(),
+                id: changed.id,
                 force: false,
             },
             CleanupOptions {
@@ -216,7 +217,7 @@ async fn cleanup_keeps_branches_with_work_unless_told_and_never_touches_other_wo
     ccmp_core::TaskStore::save(&store, &record).unwrap();
     let report = ccmp
         .cleanup(CleanupTarget::Task {
-            id: foreign.id.short(),
+            id: foreign.id,
             force: false,
         })
         .await
@@ -247,9 +248,7 @@ async fn a_follow_up_runs_in_the_same_worktree() {
     let ccmp = ccmp(&sandbox);
     let first = ccmp.start(isolated(&sandbox, "FAKE_WRITE=a.txt")).unwrap();
     let first = finish(&ccmp, &[first.id.to_string()]).await.remove(0);
-    let next = ccmp
-        .follow_up(&first.id.short(), "FAKE_WRITE=b.txt")
-        .unwrap();
+    let next = ccmp.follow_up(&first.id, "FAKE_WRITE=b.txt").unwrap();
     let next = finish(&ccmp, &[next.id.to_string()]).await.remove(0);
     assert_eq!(next.status, TaskStatus::Succeeded, "{:?}", next.outcome);
     let (w1, w2) = (first.worktree.unwrap(), next.worktree.unwrap());
@@ -260,7 +259,7 @@ async fn a_follow_up_runs_in_the_same_worktree() {
     // Removing the first task keeps the worktree its follow-up still uses.
     let report = ccmp
         .cleanup(CleanupTarget::Task {
-            id: first.id.short(),
+            id: first.id,
             force: false,
         })
         .await
@@ -275,7 +274,7 @@ async fn a_follow_up_runs_in_the_same_worktree() {
     assert!(w2.path.exists());
     let report = ccmp
         .cleanup(CleanupTarget::Task {
-            id: next.id.short(),
+            id: next.id,
             force: false,
         })
         .await

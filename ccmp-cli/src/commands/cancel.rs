@@ -21,8 +21,9 @@ pub struct CancelArgs {
 
 pub async fn run(ccmp: &Ccmp, args: CancelArgs) -> anyhow::Result<ExitCode> {
     let mut views = Vec::new();
-    for id in &args.ids {
-        let outcome = ccmp.cancel(id).await?;
+    // Every id is checked before anything is cancelled.
+    for id in ccmp.resolve_all(&args.ids)? {
+        let outcome = ccmp.cancel(&id).await?;
         let view = ccmp.view(&outcome.record);
         if !args.json {
             if outcome.already_finished {

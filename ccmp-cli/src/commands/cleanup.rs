@@ -45,7 +45,8 @@ pub async fn run(ccmp: &Ccmp, args: CleanupArgs) -> anyhow::Result<ExitCode> {
             UsageError("say what to remove: task ids, --finished or --older-than".into()).into(),
         );
     } else {
-        for id in args.ids {
+        // Every id is checked before anything is removed.
+        for id in ccmp.resolve_all(&args.ids)? {
             let target = CleanupTarget::Task {
                 id,
                 force: args.force,

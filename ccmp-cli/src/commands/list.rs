@@ -21,7 +21,7 @@ pub struct ListArgs {
     #[arg(long = "state", value_name = "STATE")]
     pub states: Vec<TaskStatus>,
     /// Show at most this many tasks.
-    #[arg(short = 'n', long, default_value_t = 50)]
+    #[arg(short = 'n', long, default_value_t = ccmp_core::DEFAULT_LIST_LIMIT)]
     pub limit: usize,
     /// Print JSON: the tasks' views, the total and damaged records.
     #[arg(long)]
@@ -36,15 +36,8 @@ struct ListJson {
 }
 
 pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let states = match (args.states.is_empty(), args.all) {
-        (false, _) => Some(args.states),
-        (true, true) => None,
-        (true, false) => Some(vec![TaskStatus::Queued, TaskStatus::Running]),
-    };
-    let list = ccmp.list(&ListQuery {
-        states,
-        limit: args.limit,
-    })?;
+    let query = ListQuery::from_filters(args.states, args.all, Some(args.limit));
+    let list = ccmp.list(&query)?;
     if args.json {
         return print_json(&ListJson {
             tasks: list.tasks.iter().map(|r| ccmp.view(r)).collect(),
@@ -54,10 +47,10 @@ pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
         .map(|()| ExitCode::SUCCESS);
     }
     if list.tasks.is_empty() && list.damaged.is_empty() {
-        let hint = if args.all {
-            ""
-        } else {
+        let hint = if query.is_live_only() {
             " (--all shows finished ones)"
+        } else {
+            ""
         };
         err!("no tasks{hint}");
         return Ok(ExitCode::SUCCESS);

@@ -1,15 +1,14 @@
-//! `ccmp logs`: print a task's log, or follow it until the task ends.
+//! `ccmp logs`: print a task's output, or follow it until the task ends.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use ccmp_core::{Ccmp, LogRange, LogStream};
+use ccmp_core::{Ccmp, LogRange, OutputSource};
 use clap::Args;
 
 use super::common::print_json;
 
-/// Print a task's log: the readable transcript, or the agent's raw stdout or stderr.
+/// Print a task's output: its transcript or result, or the agent's raw stdout or stderr.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Task id or a unique prefix.
@@ -20,19 +19,20 @@ pub struct LogsArgs {
     /// Start with only the last N lines.
     #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<usize>,
-    /// Which log: transcript (readable), stdout (raw stream-json) or stderr.
+    /// Which output: transcript (readable), result, stdout (raw stream-json) or stderr.
     #[arg(long, default_value = "transcript")]
-    pub stream: LogStream,
+    pub stream: OutputSource,
     /// Print one page as JSON (text, offsets, total size) instead.
     #[arg(long, conflicts_with = "follow")]
     pub json: bool,
 }
 
+/// The first page when not tailing.
 const PAGE: usize = 256 * 1024;
 
 pub async fn run(ccmp: &Ccmp, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let id = ccmp.resolve(&args.id)?.to_string();
-    let first = match args.tail {
+    let id = ccmp.resolve(&args.id)?;
+    let start = match args.tail {
         Some(lines) => LogRange::Tail { lines },
         None => LogRange::Bytes {
             offset: 0,
@@ -40,36 +40,19 @@ pub async fn run(ccmp: &Ccmp, args: LogsArgs) -> anyhow::Result<ExitCode> {
         },
     };
     if args.json {
-        print_json(&ccmp.output(&id, args.stream, first)?)?;
+        print_json(&ccmp.output(&id, args.stream, start)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut range = first;
-    loop {
-        let chunk = ccmp.output(&id, args.stream, range)?;
-        {
-            let mut out = std::io::stdout().lock();
-            out.write_all(chunk.text.as_bytes())?;
-            out.flush()?;
-        }
-        range = LogRange::Bytes {
-            offset: chunk.next_offset,
-            limit: PAGE,
-        };
-        if !chunk.at_end {
-            continue;
-        }
-        if !args.follow {
-            break;
-        }
-        // At the end of what is written so far: stop once the task has ended and all is read.
-        if ccmp.status(&id)?.status.is_terminal() {
-            let rest = ccmp.output(&id, args.stream, range)?;
-            if rest.text.is_empty() {
-                break;
-            }
-            continue;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let output = ccmp.follow(&id, args.stream, start);
+    let mut output = if args.follow {
+        output
+    } else {
+        output.up_to_now()
+    };
+    while let Some(chunk) = output.next().await {
+        let mut out = std::io::stdout().lock();
+        out.write_all(chunk?.text.as_bytes())?;
+        out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,4 +10,5 @@ pub mod reply;
 pub mod run;
 pub mod start;
 pub mod status;
+pub mod task_options;
 pub mod wait;

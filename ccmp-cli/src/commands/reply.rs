@@ -24,7 +24,8 @@ pub struct ReplyArgs {
 
 pub async fn run(ccmp: &Ccmp, args: ReplyArgs) -> anyhow::Result<ExitCode> {
     let prompt = read_prompt(args.prompt)?;
-    let record = ccmp.follow_up(&args.id, prompt)?;
+    let id = ccmp.resolve(&args.id)?;
+    let record = ccmp.follow_up(&id, prompt)?;
     if !args.wait {
         print_started(ccmp, &record, args.json)?;
         return Ok(ExitCode::SUCCESS);

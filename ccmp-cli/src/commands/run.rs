@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use ccmp_core::Ccmp;
 use clap::Args;
 
-use super::common::{TaskOptions, wait_and_report};
+use super::common::wait_and_report;
+use super::task_options::TaskOptions;
 
 /// Run a task and print its result (progress goes to stderr).
 #[derive(Debug, Args)]

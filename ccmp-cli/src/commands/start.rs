@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use ccmp_core::{Ccmp, TaskStatus};
+use ccmp_core::Ccmp;
 use clap::Args;
 
-use super::common::{TaskOptions, print_json, print_started, wait_with_progress};
+use super::common::{print_json, print_started, wait_with_progress};
+use super::task_options::TaskOptions;
 use crate::exit_codes;
 
 /// Start a task in the background and print its short id.
@@ -34,7 +35,7 @@ pub async fn run(ccmp: &Ccmp, args: StartArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&ccmp.view(&done))?;
     }
-    if done.status == TaskStatus::Succeeded {
+    if done.status.is_success() {
         Ok(ExitCode::SUCCESS)
     } else {
         err!(

@@ -6,7 +6,7 @@ use ccmp_core::Ccmp;
 use clap::Args;
 
 use super::common::print_json;
-use crate::render::{age, bold, dim, duration, elapsed, short_path, state};
+use crate::render::{age, bold, dim, duration, short_path, state};
 
 /// Show one task: state, time, turns, cost, progress, result or error, and its log.
 #[derive(Debug, Args)]
@@ -22,13 +22,13 @@ pub struct StatusArgs {
 const RESULT_LINES: usize = 20;
 
 pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let record = ccmp.status(&args.id)?;
+    let record = ccmp.status(&ccmp.resolve(&args.id)?)?;
     let view = ccmp.view(&record);
     if args.json {
         print_json(&view)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let time = match elapsed(&view) {
+    let time = match view.elapsed_s.map(|s| s as i64) {
         Some(secs) if view.finished_at.is_some() => format!("ran {}", duration(secs)),
         Some(secs) => format!("running for {}", duration(secs)),
         None => format!("created {} ago", age(view.created_at)),
@@ -96,22 +96,21 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
                 )
             )
         );
-        if let Some(diff) = worktree.diff {
+        if let Some(files) = worktree.files_changed {
             let mut text = format!(
-                "{} file{} changed, +{} -{}",
-                diff.files_changed,
-                if diff.files_changed == 1 { "" } else { "s" },
-                diff.insertions,
-                diff.deletions
+                "{files} file{} changed, +{} -{}",
+                if files == 1 { "" } else { "s" },
+                worktree.insertions.unwrap_or(0),
+                worktree.deletions.unwrap_or(0)
             );
-            if diff.commits > 0 {
+            let commits = worktree.commits.unwrap_or(0);
+            if commits > 0 {
                 text.push_str(&format!(
-                    ", {} commit{}",
-                    diff.commits,
-                    if diff.commits == 1 { "" } else { "s" }
+                    ", {commits} commit{}",
+                    if commits == 1 { "" } else { "s" }
                 ));
             }
-            if diff.dirty {
+            if worktree.dirty == Some(true) {
                 text.push_str(", uncommitted changes");
             }
             out!("{}", field("changes", &text));

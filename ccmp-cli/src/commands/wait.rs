@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ccmp_core::{Ccmp, TaskStatus, WaitMode};
+use ccmp_core::{Ccmp, WaitMode};
 use clap::Args;
 use serde::Serialize;
 
@@ -54,11 +54,9 @@ pub async fn run(ccmp: &Ccmp, args: WaitArgs) -> anyhow::Result<ExitCode> {
     } else {
         WaitMode::All
     };
-    let outcome = ccmp.wait(&args.ids, mode, timeout).await?;
-    let failed = outcome
-        .finished
-        .iter()
-        .any(|r| r.status != TaskStatus::Succeeded);
+    let ids = ccmp.resolve_all(&args.ids)?;
+    let outcome = ccmp.wait(&ids, mode, timeout).await?;
+    let failed = outcome.any_failed();
     if args.json {
         print_json(&WaitJson {
             finished: outcome.finished.iter().map(|r| ccmp.view(r)).collect(),

@@ -32,6 +32,7 @@ pub const TASK_ENV: &str = "CCMP_TASK_ID";
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentKind {
     /// Claude Code (`claude -p`).

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::ccmp::{Ccmp, WaitMode};
 use crate::error::Error;
+use crate::id::TaskId;
 use crate::task::TaskRecord;
 
 /// What [`Ccmp::cancel`] did.
@@ -18,7 +19,7 @@ pub struct CancelOutcome {
 impl Ccmp {
     /// Asks a queued or running task to stop and returns at once; the task records `cancelled`
     /// when it has stopped (within the grace period). A finished task is left as it is.
-    pub fn request_cancel(&self, id: &str) -> Result<CancelOutcome, Error> {
+    pub fn request_cancel(&self, id: &TaskId) -> Result<CancelOutcome, Error> {
         let record = self.status(id)?;
         let already_finished = record.status.is_terminal();
         if !already_finished {
@@ -32,7 +33,7 @@ impl Ccmp {
 
     /// Cancels a queued or running task and waits (up to the grace period and a little more)
     /// for it to record `cancelled`.
-    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, Error> {
+    pub async fn cancel(&self, id: &TaskId) -> Result<CancelOutcome, Error> {
         let CancelOutcome {
             record,
             already_finished,
@@ -45,7 +46,7 @@ impl Ccmp {
         }
         let outcome = self
             .wait(
-                &[record.id.to_string()],
+                &[record.id],
                 WaitMode::All,
                 self.config.grace + Duration::from_secs(5),
             )

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ccmp::{Ccmp, ListQuery};
 use crate::error::{Error, StoreError};
+use crate::id::TaskId;
 use crate::task::TaskRecord;
 use crate::worktree::{self, WorktreeRemoval};
 
@@ -15,8 +16,8 @@ use crate::worktree::{self, WorktreeRemoval};
 pub enum CleanupTarget {
     /// One task. An active task is refused unless `force`, which cancels it first.
     Task {
-        /// Id or unique prefix.
-        id: String,
+        /// The task.
+        id: TaskId,
         /// Cancel an active task, then remove it.
         force: bool,
     },
@@ -119,8 +120,7 @@ impl Ccmp {
         let mut report = CleanupReport::default();
         match target {
             CleanupTarget::Task { id, force } => {
-                let id = self.resolve(&id)?;
-                match self.status_of(&id) {
+                match self.status(&id) {
                     Ok(record) if !record.status.is_terminal() => {
                         if !force {
                             return Err(Error::TaskActive {
@@ -128,7 +128,7 @@ impl Ccmp {
                                 status: record.status,
                             });
                         }
-                        let outcome = self.cancel(&id.to_string()).await?;
+                        let outcome = self.cancel(&id).await?;
                         if !outcome.record.status.is_terminal() {
                             return Err(Error::TaskActive {
                                 id: id.short(),

@@ -2,13 +2,14 @@
 
 use crate::ccmp::Ccmp;
 use crate::error::Error;
+use crate::id::TaskId;
 use crate::spec::TaskRequest;
 use crate::task::TaskRecord;
 
 impl Ccmp {
     /// Starts a new task that resumes a finished task's session with `prompt`, in the same
     /// working dir and with the same settings. The new record names the task it follows.
-    pub fn follow_up(&self, id: &str, prompt: impl Into<String>) -> Result<TaskRecord, Error> {
+    pub fn follow_up(&self, id: &TaskId, prompt: impl Into<String>) -> Result<TaskRecord, Error> {
         let original = self.status(id)?;
         if !original.status.is_terminal() {
             return Err(Error::FollowUpActive {

@@ -4,6 +4,9 @@ use crate::ccmp::Ccmp;
 use crate::error::{Error, StoreError};
 use crate::task::{DamagedTask, TaskHeader, TaskRecord, TaskStatus};
 
+/// How many tasks a list shows unless told otherwise.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+
 /// Which tasks [`Ccmp::list`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
@@ -14,20 +17,57 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// Queued and running tasks, up to 50.
+    /// Queued and running tasks, the newest [`DEFAULT_LIST_LIMIT`].
     pub fn active() -> Self {
         Self {
-            states: Some(vec![TaskStatus::Queued, TaskStatus::Running]),
-            limit: 50,
+            states: Some(
+                TaskStatus::ALL
+                    .into_iter()
+                    .filter(|s| !s.is_terminal())
+                    .collect(),
+            ),
+            limit: DEFAULT_LIST_LIMIT,
         }
     }
 
-    /// Every task, up to 50.
+    /// Every task, the newest [`DEFAULT_LIST_LIMIT`].
     pub fn all() -> Self {
         Self {
             states: None,
-            limit: 50,
+            limit: DEFAULT_LIST_LIMIT,
         }
+    }
+
+    /// The query every frontend builds from its filters: the states asked for, if any; else
+    /// every task with `include_finished`; else the live ones. `limit` defaults to
+    /// [`DEFAULT_LIST_LIMIT`].
+    pub fn from_filters(
+        states: Vec<TaskStatus>,
+        include_finished: bool,
+        limit: Option<usize>,
+    ) -> Self {
+        let base = if !states.is_empty() {
+            Self {
+                states: Some(states),
+                ..Self::all()
+            }
+        } else if include_finished {
+            Self::all()
+        } else {
+            Self::active()
+        };
+        Self {
+            limit: limit.unwrap_or(DEFAULT_LIST_LIMIT),
+            ..base
+        }
+    }
+
+    /// Whether this query shows only live tasks (so an empty answer may mean "look at finished
+    /// ones too").
+    pub fn is_live_only(&self) -> bool {
+        self.states
+            .as_ref()
+            .is_some_and(|states| states.iter().all(|s| !s.is_terminal()))
     }
 }
 
@@ -48,10 +88,7 @@ impl Ccmp {
         if query.limit == 0 {
             return Err(Error::InvalidArgument("limit must be at least 1".into()));
         }
-        let active_only = query
-            .states
-            .as_ref()
-            .is_some_and(|states| states.iter().all(|s| !s.is_terminal()));
+        let active_only = query.is_live_only();
         let mut damaged = Vec::new();
         // Headers first; whole records only for live tasks (which must be checked against their
         // processes) and for the page returned.
@@ -59,7 +96,7 @@ impl Ccmp {
         for entry in self.store.headers(active_only)? {
             match entry {
                 Ok(header) if header.status.is_terminal() => entries.push((header, None)),
-                Ok(header) => match self.status_of(&header.id) {
+                Ok(header) => match self.status(&header.id) {
                     Ok(record) => entries.push((TaskHeader::from(&record), Some(record))),
                     Err(Error::Store(StoreError::NotFound { .. })) => {}
                     Err(e) => return Err(e),

@@ -1,16 +1,14 @@
 //! Waiting for tasks to finish, without polling.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ccmp::Ccmp;
 use crate::error::Error;
+use crate::id::TaskId;
 use crate::task::TaskRecord;
 
-/// The longest `wait` goes without looking at its tasks, even when told of no change.
-const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// The longest single wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -36,11 +34,19 @@ pub struct WaitOutcome {
     pub timed_out: bool,
 }
 
+impl WaitOutcome {
+    /// Whether any task the wait saw finish did not succeed.
+    pub fn any_failed(&self) -> bool {
+        self.finished.iter().any(|r| !r.status.is_success())
+    }
+}
+
 impl Ccmp {
-    /// Waits until any or all of `ids` have finished, or `timeout` passes.
+    /// Waits until any or all of `ids` have finished, or `timeout` passes (at most
+    /// [`MAX_WAIT`]). A timeout of zero looks once.
     pub async fn wait(
         &self,
-        ids: &[String],
+        ids: &[TaskId],
         mode: WaitMode,
         timeout: Duration,
     ) -> Result<WaitOutcome, Error> {
@@ -49,42 +55,41 @@ impl Ccmp {
                 "give at least one task id to wait for".into(),
             ));
         }
-        let mut resolved = Vec::with_capacity(ids.len());
-        let mut seen = HashSet::new();
-        for id in ids {
-            let id = self.resolve(id)?;
-            if seen.insert(id) {
-                resolved.push(id);
-            }
-        }
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
-        // Subscribe before looking, so that no change between a look and the wait is missed.
-        let mut watch = self.store.watch(&resolved);
+        let mut changes = self.watch(ids);
+        let mut timed_out = false;
         loop {
-            let mut finished = Vec::new();
-            let mut pending = Vec::new();
-            for id in &resolved {
-                let record = self.status_of(id)?;
-                if record.status.is_terminal() {
-                    finished.push(record);
-                } else {
-                    pending.push(record);
+            match tokio::time::timeout_at(deadline, changes.next()).await {
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) => break,
+                Err(_) => {
+                    timed_out = true;
+                    break;
                 }
             }
+            let latest = changes.latest();
             let done = match mode {
-                WaitMode::Any => !finished.is_empty(),
-                WaitMode::All => pending.is_empty(),
+                WaitMode::Any => latest.iter().any(|r| r.status.is_terminal()),
+                WaitMode::All => latest.iter().all(|r| r.status.is_terminal()),
             };
-            let now = tokio::time::Instant::now();
-            if done || now >= deadline {
-                return Ok(WaitOutcome {
-                    finished,
-                    pending,
-                    timed_out: !done,
-                });
+            if done {
+                break;
             }
-            // A runner that dies says nothing: look again at least every second to notice `lost`.
-            watch.changed(LOOK_AGAIN.min(deadline - now)).await;
         }
+        let (finished, pending): (Vec<TaskRecord>, Vec<TaskRecord>) = changes
+            .latest()
+            .into_iter()
+            .cloned()
+            .partition(|r| r.status.is_terminal());
+        let done = match mode {
+            WaitMode::Any => !finished.is_empty(),
+            WaitMode::All => pending.is_empty(),
+        };
+        Ok(WaitOutcome {
+            finished,
+            pending,
+            timed_out: timed_out && !done,
+        })
     }
 }

@@ -102,6 +102,13 @@ impl FsStore {
         &self.layout
     }
 
+    /// Opens (creating if needed) the MCP server's log, private and never through a planted
+    /// symlink. The state dir's safety checks ran when the store was opened.
+    pub fn open_mcp_log(&self) -> Result<File, StoreError> {
+        let path = self.layout.mcp_log();
+        private_file::open_append(&path).map_err(|e| StoreError::write(&path, e))
+    }
+
     /// The directory that holds one task's record and logs.
     pub fn task_dir(&self, id: &TaskId) -> PathBuf {
         self.layout.task_dir(id)
@@ -487,6 +494,20 @@ impl TaskStore for FsStore {
         let dirs: Vec<PathBuf> = ids.iter().map(|id| self.task_dir(id)).collect();
         TaskWatch::dirs(dirs.iter().map(PathBuf::as_path)).unwrap_or_else(|e| {
             tracing::debug!("cannot watch task records, polling instead: {e}");
+            TaskWatch::poll()
+        })
+    }
+
+    fn watch_output(&self, id: &TaskId) -> TaskWatch {
+        // Logs are appended (MODIFY), records renamed into place (MOVED_TO). Reading a log or
+        // opening the lock file raises neither, so a follower is never woken by its own looks.
+        use rustix::fs::inotify::WatchFlags;
+        TaskWatch::dirs_with(
+            [self.task_dir(id).as_path()],
+            WatchFlags::MODIFY | WatchFlags::MOVED_TO,
+        )
+        .unwrap_or_else(|e| {
+            tracing::debug!("cannot watch the task's output, polling instead: {e}");
             TaskWatch::poll()
         })
     }

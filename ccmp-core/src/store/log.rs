@@ -91,6 +91,20 @@ pub struct LogChunk {
 }
 
 impl LogChunk {
+    /// Keeps at most the last `max` bytes of the page (at a character boundary), moving its
+    /// offset to match: a tail of many lines cut to fit a reply keeps its end.
+    pub fn keep_end(mut self, max: usize) -> Self {
+        if self.text.len() > max {
+            let mut cut = self.text.len() - max;
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.offset += cut as u64;
+            self.text.drain(..cut);
+        }
+        self
+    }
+
     /// Builds a page from `total` (the log size) and a reader of byte ranges.
     pub(crate) fn read(
         total: u64,
@@ -192,6 +206,16 @@ mod tests {
             "one\ntwo\nthree\n"
         );
         assert_eq!(chunk(data, LogRange::Tail { lines: 0 }).text, "");
+    }
+
+    #[test]
+    fn keep_end_keeps_whole_characters_at_the_end() {
+        let c = chunk("aé\nbé\n".as_bytes(), LogRange::Tail { lines: 2 }).keep_end(4);
+        assert_eq!(c.text, "bé\n");
+        assert_eq!(c.offset, 4);
+        assert_eq!(c.next_offset, 8);
+        let whole = chunk(b"abc", LogRange::Tail { lines: 1 }).keep_end(10);
+        assert_eq!((whole.text.as_str(), whole.offset), ("abc", 0));
     }
 
     #[test]

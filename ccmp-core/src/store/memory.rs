@@ -56,14 +56,19 @@ fn not_found(id: &TaskId) -> StoreError {
     StoreError::NotFound { id: id.to_string() }
 }
 
-struct LogWriter(Log);
+/// Appends to a log and tells watchers (so that followers of the log wake up).
+struct LogWriter {
+    log: Log,
+    version: Arc<tokio::sync::watch::Sender<u64>>,
+}
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
+        self.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend_from_slice(buf);
+        self.version.send_modify(|v| *v += 1);
         Ok(buf.len())
     }
 
@@ -134,7 +139,10 @@ impl TaskStore for MemoryStore {
             return Err(not_found(id));
         }
         let log = inner.logs.entry((*id, stream)).or_default().clone();
-        Ok(Box::new(LogWriter(log)))
+        Ok(Box::new(LogWriter {
+            log,
+            version: self.version.clone(),
+        }))
     }
 
     fn read_log(

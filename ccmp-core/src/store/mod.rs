@@ -87,6 +87,12 @@ pub trait TaskStore: Send + Sync + fmt::Debug {
         TaskWatch::poll()
     }
 
+    /// A subscription to a task's output and record: told when a log grows as well as when the
+    /// record changes. The default is [`watch`](Self::watch) of that task.
+    fn watch_output(&self, id: &TaskId) -> TaskWatch {
+        self.watch(std::slice::from_ref(id))
+    }
+
     /// Resolves a full id or a unique prefix of 4 or more hex digits.
     fn resolve(&self, input: &str) -> Result<TaskId, StoreError> {
         IdPrefix::parse(input)?.resolve(self.ids()?)

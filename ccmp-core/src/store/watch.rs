@@ -40,8 +40,16 @@ impl TaskWatch {
     /// replaced by rename; watching writes as well would wake a waiter on its own look, which
     /// opens the task's lock file.
     pub(crate) fn dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> io::Result<Self> {
+        Self::dirs_with(dirs, WatchFlags::MOVED_TO)
+    }
+
+    /// Watches directories for the given events.
+    pub(crate) fn dirs_with<'a>(
+        dirs: impl IntoIterator<Item = &'a Path>,
+        flags: WatchFlags,
+    ) -> io::Result<Self> {
         let (tx, rx) = watch::channel(0);
-        let dirs = DirWatch::new(dirs, WatchFlags::MOVED_TO, move || {
+        let dirs = DirWatch::new(dirs, flags, move || {
             tx.send_modify(|v| *v += 1);
         })?;
         Ok(Self {

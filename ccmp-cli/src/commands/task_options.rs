@@ -1,0 +1,96 @@
+//! The options of a new task (`start`, `run`): what every agent shares, then Claude Code's own.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ccmp_core::{ClaudeOptions, Isolation, TaskRequest};
+use clap::Args;
+
+use super::common::{parse_seconds, read_prompt};
+use crate::exit_codes::UsageError;
+
+/// Options for a new task (`start`, `run`).
+#[derive(Debug, Args)]
+pub struct TaskOptions {
+    /// What Claude Code should do; `-` (or nothing, with a pipe) reads it from stdin.
+    pub prompt: Option<String>,
+    /// Directory to work in (default: the current directory).
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub working_dir: Option<PathBuf>,
+    /// Model: sonnet, opus, haiku or a full model id.
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Stop the task after this long: seconds, or a duration like 30m or 2h.
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub claude: ClaudeArgs,
+    /// Run in a new git worktree of the repository, on branch ccmp/ID, leaving the checkout
+    /// untouched.
+    #[arg(long)]
+    pub worktree: bool,
+    /// An environment variable for the agent, as NAME=VALUE; repeat for more.
+    #[arg(short, long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+}
+
+/// Claude Code's own settings: one flag per [`ClaudeOptions`] field.
+#[derive(Debug, Args)]
+pub struct ClaudeArgs {
+    /// Do not pass --dangerously-skip-permissions (tools that need permission are denied).
+    #[arg(long)]
+    pub no_skip_permissions: bool,
+    /// Permission mode: acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
+    #[arg(long, value_name = "MODE")]
+    pub permission_mode: Option<String>,
+    /// A tool allowed without asking, e.g. "Bash(git log:*)"; repeat for more.
+    #[arg(long = "allowed-tools", value_name = "TOOL")]
+    pub allowed_tools: Vec<String>,
+    /// Stop after this many turns.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_turns: Option<i64>,
+    /// Stop after spending this many US dollars.
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub max_budget_usd: Option<f64>,
+    /// Text appended to the system prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub append_system_prompt: Option<String>,
+}
+
+impl From<ClaudeArgs> for ClaudeOptions {
+    fn from(args: ClaudeArgs) -> Self {
+        Self {
+            skip_permissions: Some(!args.no_skip_permissions),
+            permission_mode: args.permission_mode,
+            allowed_tools: args.allowed_tools,
+            max_turns: args.max_turns,
+            max_budget_usd: args.max_budget_usd,
+            append_system_prompt: args.append_system_prompt,
+            add_dirs: Vec::new(),
+        }
+    }
+}
+
+impl TaskOptions {
+    /// The core request.
+    pub fn into_request(self) -> anyhow::Result<TaskRequest> {
+        let prompt = read_prompt(self.prompt)?;
+        let mut env = BTreeMap::new();
+        for pair in self.env {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| UsageError(format!("--env takes NAME=VALUE, got `{pair}`")))?;
+            env.insert(name.to_owned(), value.to_owned());
+        }
+        Ok(TaskRequest {
+            prompt,
+            working_dir: self.working_dir,
+            model: self.model,
+            timeout_secs: self.timeout.as_deref().map(parse_seconds).transpose()?,
+            env,
+            isolation: self.worktree.then_some(Isolation::Worktree),
+            ..TaskRequest::default()
+        }
+        .claude(self.claude.into()))
+    }
+}
