@@ -489,3 +489,73 @@ pub(crate) fn escape(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Core messages speak ccmp's own terms; what a frontend's user types is the frontend's to
+    /// say (from the hint). No message names a `ccmp` command, a CLI flag, or an MCP tool.
+    #[test]
+    fn no_message_names_a_frontends_commands() {
+        let id = "3f9a1c2e".to_owned();
+        let errors: Vec<(Error, Option<Hint>)> = vec![
+            (
+                StoreError::NotFound { id: id.clone() }.into(),
+                Some(Hint::ListAllTasks),
+            ),
+            (
+                StoreError::Damaged {
+                    id: id.clone(),
+                    path: "/s/record.json".into(),
+                    reason: "empty".into(),
+                }
+                .into(),
+                Some(Hint::RemoveTask { id: id.clone() }),
+            ),
+            (
+                StoreError::LockHeld {
+                    path: "/s/runner.lock".into(),
+                    secs: 5,
+                }
+                .into(),
+                None,
+            ),
+            (
+                Error::TaskActive {
+                    id: id.clone(),
+                    status: TaskStatus::Running,
+                },
+                Some(Hint::CancelOrForceRemove { id: id.clone() }),
+            ),
+            (
+                Error::FollowUpActive {
+                    id: id.clone(),
+                    status: TaskStatus::Queued,
+                },
+                Some(Hint::WaitForTask { id: id.clone() }),
+            ),
+            (Error::NoSession { id: id.clone() }, None),
+            (
+                SupervisorError::Store(StoreError::NotFound { id: id.clone() }).into(),
+                Some(Hint::ListAllTasks),
+            ),
+        ];
+        for (error, hint) in errors {
+            let text = error.to_string();
+            for frontend_word in ["`ccmp ", "--", "_task", "_tasks("] {
+                assert!(
+                    !text.contains(frontend_word),
+                    "{text:?} names {frontend_word:?}"
+                );
+            }
+            assert_eq!(error.hint(), hint, "{text}");
+        }
+        let lock = StoreError::LockHeld {
+            path: "/s/runner.lock".into(),
+            secs: 5,
+        }
+        .to_string();
+        assert!(!lock.contains("remove"), "{lock}");
+    }
+}

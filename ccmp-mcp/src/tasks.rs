@@ -70,10 +70,7 @@ pub fn detailed(ccmp: &Ccmp, record: &TaskRecord) -> DetailedTask {
         TaskStatus::Queued | TaskStatus::Running => TaskPayload::Working,
         TaskStatus::Cancelled => TaskPayload::Cancelled,
         status => {
-            let result = structured(
-                &TaskReply::new(ccmp, record),
-                status != TaskStatus::Succeeded,
-            );
+            let result = structured(&TaskReply::new(ccmp, record), !status.is_success());
             let result = match serde_json::to_value(result) {
                 Ok(serde_json::Value::Object(object)) => object,
                 _ => JsonObject::new(),

@@ -274,3 +274,37 @@ async fn queue_entries_left_by_dead_runners_do_not_block_the_queue() {
         .collect();
     assert!(left.is_empty(), "dead entries were not cleared: {left:?}");
 }
+
+/// A second runner for a task that a live runner owns gives up without touching the task, and
+/// its error never tells anyone to delete the lock (a held flock belongs to a live process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_runner_for_a_live_task_leaves_it_alone() {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 4);
+    let hang = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
+    let running = poll(LONG, "the task to run", || {
+        let r = ccmp.status(&hang.id).ok()?;
+        (r.status == TaskStatus::Running && r.agent_process.is_some()).then_some(r)
+    });
+    let output = Command::new(workspace_bin("ccmp-test-host"))
+        .arg(ccmp_core::RUNNER_CMD)
+        .arg(sandbox.state())
+        .arg(hang.id.simple())
+        .args(["4", "1000"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "a second runner said it took the task"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("held by another live ccmp process"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("remove"), "{stderr}");
+    assert_eq!(ccmp.status(&hang.id).unwrap(), running);
+    ccmp.cancel(&hang.id).await.unwrap();
+}

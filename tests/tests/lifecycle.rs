@@ -128,6 +128,9 @@ lifecycle!(
     wait_any_returns_the_first_to_finish,
     list_filters_sorts_and_counts,
     cleanup_refuses_running_tasks_unless_forced,
+    the_change_stream_reports_each_step_and_ends_with_the_task,
+    the_change_stream_beats_while_nothing_changes,
+    following_output_streams_it_live_and_ends_with_the_task,
 );
 
 async fn succeeds_with_session_turns_and_cost(kind: Kind) {
@@ -720,4 +723,107 @@ async fn waiting_costs_no_cpu(kind: Kind) {
         "waiting 2 s on a running task used {used} ticks of CPU"
     );
     ccmp.cancel(&hang.id).await.unwrap();
+}
+
+async fn the_change_stream_reports_each_step_and_ends_with_the_task(kind: Kind) {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(kind, &sandbox, 4);
+    let started = ccmp.start(sandbox.request("FAKE_SLEEP=0.5")).unwrap();
+    let mut changes = ccmp.watch(&[started.id, started.id]);
+    let mut seen: Vec<TaskRecord> = Vec::new();
+    let ended = tokio::time::timeout(LONG, async {
+        while let Some(batch) = changes.next().await {
+            let batch = batch.unwrap();
+            assert!(!batch.is_empty(), "an empty batch");
+            // The same task given twice is watched once.
+            assert_eq!(batch.len(), 1, "{batch:?}");
+            seen.extend(batch);
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream did not end with the task: {seen:?}"
+    );
+    let order = |r: &TaskRecord| TaskStatus::ALL.iter().position(|s| *s == r.status);
+    assert!(
+        seen.windows(2)
+            .all(|w| order(&w[0]) <= order(&w[1]) && w[0] != w[1]),
+        "states went backwards or repeated: {:?}",
+        seen.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(last.status, TaskStatus::Succeeded, "{:?}", last.outcome);
+    assert!(seen.len() >= 2, "only the final state was seen: {seen:?}");
+    assert_eq!(changes.latest(), vec![last]);
+}
+
+async fn the_change_stream_beats_while_nothing_changes(kind: Kind) {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(kind, &sandbox, 4);
+    let hang = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
+    let running = wait_running(&ccmp, &hang).await;
+    let mut changes = ccmp
+        .watch(&[hang.id])
+        .with_heartbeat(Duration::from_millis(200));
+    let first = changes.next().await.unwrap().unwrap();
+    assert_eq!(first[0].id, running.id);
+    // A hanging agent changes nothing: the next batches are beats carrying the same record.
+    for _ in 0..2 {
+        let beat = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("no beat within 5 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(beat.len(), 1);
+        assert_eq!(beat[0].status, TaskStatus::Running);
+    }
+    ccmp.cancel(&hang.id).await.unwrap();
+}
+
+async fn following_output_streams_it_live_and_ends_with_the_task(kind: Kind) {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(kind, &sandbox, 4);
+    let started = ccmp.start(sandbox.request("FAKE_SLEEP=1")).unwrap();
+    let mut follow = ccmp.follow(
+        &started.id,
+        OutputSource::Transcript,
+        LogRange::Bytes {
+            offset: 0,
+            limit: 1 << 20,
+        },
+    );
+    let mut chunks = Vec::new();
+    let ended = tokio::time::timeout(LONG, async {
+        while let Some(chunk) = follow.next().await {
+            chunks.push(chunk.unwrap().text);
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "following did not end with the task: {chunks:?}"
+    );
+    // The session line came while the agent was still thinking, the result after it.
+    assert!(chunks[0].contains("[session]"), "{chunks:?}");
+    assert!(
+        !chunks[0].contains("[result]"),
+        "nothing came live: {chunks:?}"
+    );
+    let all = chunks.concat();
+    assert!(all.contains("[result]"), "{all}");
+    assert_eq!(all, log(&ccmp, &started, OutputSource::Transcript));
+    assert!(ccmp.status(&started.id).unwrap().status.is_terminal());
+    // The result is an output too, and follows the same way.
+    let mut result = ccmp.follow(
+        &started.id,
+        OutputSource::Result,
+        LogRange::Tail { lines: 5 },
+    );
+    let text = result.next().await.unwrap().unwrap().text;
+    assert_eq!(
+        Some(text),
+        ccmp.view(&ccmp.status(&started.id).unwrap()).result
+    );
+    assert!(result.next().await.is_none());
 }

@@ -121,3 +121,34 @@ fn thirty_plus_bad_commands_each_fail_clearly_and_change_nothing() {
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["total"], 0, "a bad command created a task");
 }
+
+/// Errors say what to do next with `ccmp` commands and flags (the core gives the hint as data).
+#[test]
+fn errors_end_with_a_hint_in_command_terms() {
+    let sandbox = Sandbox::new();
+    let output = ccmp(&sandbox)
+        .args(["status", "deadbeef"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: no task matches `deadbeef`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: `ccmp list --all`"), "{stderr}");
+    assert!(!stderr.contains("list_active_tasks"), "{stderr}");
+
+    let hang = crate::start(&sandbox, "FAKE_HANG");
+    crate::until_state(&sandbox, &hang, "running");
+    let output = ccmp(&sandbox).args(["cleanup", &hang]).output().unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("hint: `ccmp cancel {hang}`"))
+            && stderr.contains(&format!("`ccmp cleanup --force {hang}`")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("force=true"), "{stderr}");
+    ccmp(&sandbox).args(["cancel", &hang]).assert().success();
+}

@@ -4,7 +4,7 @@
 use ccmp_tests::Sandbox;
 use serde_json::{Value, json};
 
-use crate::client::{Era, Mcp};
+use crate::client::{Era, Mcp, server_command};
 
 fn cases(sandbox: &Sandbox) -> Vec<(&'static str, Value, &'static str)> {
     let file = sandbox.path("a-file");
@@ -291,4 +291,76 @@ fn malformed_lines_do_not_stop_the_server() {
     assert!(text.contains("over the limit"), "{}", &text[..100]);
     let tools = mcp.request("tools/list", json!({}));
     assert!(tools["result"]["tools"].is_array());
+}
+
+/// The server refuses a state dir other users can write to before it writes anything there:
+/// its log used to be created first.
+#[test]
+fn an_unsafe_state_dir_is_refused_before_the_server_writes_in_it() {
+    let sandbox = Sandbox::new();
+    let shared = sandbox.path("shared-state");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let output = server_command(&sandbox)
+        .env("CCMP_STATE_DIR", &shared)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("other users can write"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the refused state dir was written: {left:?}"
+    );
+}
+
+/// A symlink planted where the server's log goes is not followed.
+#[test]
+fn a_symlink_planted_as_the_server_log_is_not_followed() {
+    let sandbox = Sandbox::new();
+    let victim = sandbox.path("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, sandbox.state().join("ccmp-mcp.log")).unwrap();
+    let mut cmd = server_command(&sandbox);
+    cmd.env("RUST_LOG", "info");
+    let mut mcp = Mcp::spawn(cmd, Era::Modern);
+    mcp.ok("list_active_tasks", json!({}));
+    mcp.err("check_task_status", json!({"task_id": "deadbeef"}));
+    drop(mcp);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+}
+
+/// Errors say what to do next with this server's tools, never with the CLI's commands.
+#[test]
+fn errors_end_with_what_to_do_in_tool_terms() {
+    let sandbox = Sandbox::new();
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    let not_found = mcp.err("check_task_status", json!({"task_id": "deadbeef"}));
+    assert!(not_found.contains("no task matches"), "{not_found}");
+    assert!(
+        not_found.contains("list_active_tasks(include_finished=true)"),
+        "{not_found}"
+    );
+    let hang = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_HANG"}));
+    let id = hang["short_id"].as_str().unwrap().to_owned();
+    let active = mcp.err("cleanup_task", json!({"task_id": id}));
+    assert!(
+        active.contains(&format!("cancel_task(task_id=\"{id}\")")) && active.contains("force=true"),
+        "{active}"
+    );
+    let follow_up = mcp.err("continue_task", json!({"task_id": id, "prompt": "more"}));
+    assert!(
+        follow_up.contains("wait_for_tasks(task_ids="),
+        "{follow_up}"
+    );
+    for text in [&not_found, &active, &follow_up] {
+        assert!(!text.contains("`ccmp ") && !text.contains("--"), "{text}");
+    }
+    mcp.ok("cancel_task", json!({"task_id": id}));
 }
