@@ -1,5 +1,6 @@
-//! [`Ccmp`]: the one facade every frontend calls. Rules, defaults and state transitions live
-//! here, not in the binaries.
+//! The facade every frontend calls, [`Ccmp`]: start, status, list, watch, wait, follow output,
+//! cancel, follow up, clean up. Rules, defaults and state transitions live here, not in the
+//! binaries; each verb is a file under `ccmp/`.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! Settings shared by the facade and the supervisors, read from the environment.
+//! Settings of a [`Ccmp`](crate::Ccmp) (parallelism, grace period, agent programs), read from the
+//! environment.
 
 use std::ffi::OsString;
 use std::time::Duration;

@@ -20,22 +20,27 @@
 
 #![warn(missing_docs)]
 
-mod agent;
-mod ccmp;
-mod config;
-mod duration;
-mod error;
-mod id;
-mod layout;
+// ccmp relies on Linux: /proc for process identity and the task sweep, prctl for the
+// parent-death signal and the child subreaper, inotify for waiting without polling.
+#[cfg(not(target_os = "linux"))]
+compile_error!("ccmp-core runs on Linux only (it relies on /proc, prctl and inotify)");
+
+pub mod agent;
+pub mod ccmp;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod id;
+pub mod layout;
 mod private_file;
-mod process_identity;
+pub mod process_identity;
 mod schema_v1;
-mod spec;
-mod store;
-mod supervisor;
-mod task;
-mod view;
-mod worktree;
+pub mod spec;
+pub mod store;
+pub mod supervisor;
+pub mod task;
+pub mod view;
+pub mod worktree;
 
 use std::process::ExitCode;
 

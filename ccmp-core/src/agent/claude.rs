@@ -32,7 +32,7 @@ pub const PERMISSION_MODES: [&str; 7] = [
 ];
 
 /// Settings only Claude Code understands. The same type is the request (as a caller gives it)
-/// and, once [validated](Self::validate), the stored setting: a new Claude Code flag is one
+/// and, once validated, the stored setting: a new Claude Code flag is one
 /// field here, its check in `validate`, and its flag in `args`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -1,4 +1,4 @@
-//! The [`TaskStore`] trait: where task records and logs live.
+//! Where task records and logs live: the [`TaskStore`] trait, the file store and the memory store.
 //!
 //! Two implementations pass one contract suite: [`FsStore`] (durable, shared by every process
 //! on the machine) and [`MemoryStore`] (for embedding and tests).

@@ -1,4 +1,5 @@
-//! The [`Supervisor`] trait: who runs a task's agent and how it is stopped.
+//! Who runs a task's agent and stops it: the [`Supervisor`] trait, detached runner processes and
+//! in-process tasks, and the machine-wide queue.
 //!
 //! [`DetachedSupervisor`] runs each task in a runner process that outlives the frontend;
 //! [`InProcessSupervisor`] runs tasks on the host's tokio runtime. Both share one run loop.
