@@ -27,17 +27,11 @@ pub struct LogsArgs {
     pub json: bool,
 }
 
-/// The first page when not tailing.
-const PAGE: usize = 256 * 1024;
-
 pub async fn run(ccmp: &Ccmp, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let id = ccmp.resolve(&args.id)?;
     let start = match args.tail {
         Some(lines) => LogRange::Tail { lines },
-        None => LogRange::Bytes {
-            offset: 0,
-            limit: PAGE,
-        },
+        None => LogRange::from_start(),
     };
     if args.json {
         print_json(&ccmp.output(&id, args.stream, start)?)?;

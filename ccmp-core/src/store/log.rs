@@ -75,6 +75,16 @@ pub enum LogRange {
     },
 }
 
+impl LogRange {
+    /// From the first byte, as much as one read returns.
+    pub fn from_start() -> Self {
+        Self::Bytes {
+            offset: 0,
+            limit: MAX_LOG_READ,
+        }
+    }
+}
+
 /// A page of a log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogChunk {
