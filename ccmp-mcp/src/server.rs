@@ -314,11 +314,12 @@ impl Server {
         Parameters(params): Parameters<WaitParams>,
         cancel: CancellationToken,
     ) -> Result<Json<WaitReply>, String> {
-        let mode = match params.mode.as_deref().unwrap_or("all") {
-            "all" => WaitMode::All,
-            "any" => WaitMode::Any,
-            other => return Err(format!("mode must be \"all\" or \"any\", got {other:?}")),
-        };
+        let mode = params
+            .mode
+            .as_deref()
+            .map(str::parse::<WaitMode>)
+            .transpose()?
+            .unwrap_or_default();
         let timeout = params.timeout_s.unwrap_or(50.0);
         if !(timeout.is_finite() && (0.0..=600.0).contains(&timeout)) {
             return Err(format!(

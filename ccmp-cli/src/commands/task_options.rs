@@ -60,7 +60,8 @@ pub struct ClaudeArgs {
 impl From<ClaudeArgs> for ClaudeOptions {
     fn from(args: ClaudeArgs) -> Self {
         Self {
-            skip_permissions: Some(!args.no_skip_permissions),
+            // Only a "no" is said; otherwise the core's default stands.
+            skip_permissions: args.no_skip_permissions.then_some(false),
             permission_mode: args.permission_mode,
             allowed_tools: args.allowed_tools,
             max_turns: args.max_turns,

@@ -23,6 +23,32 @@ pub enum WaitMode {
     All,
 }
 
+impl WaitMode {
+    /// The name frontends use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Any => "any",
+            Self::All => "all",
+        }
+    }
+}
+
+impl std::str::FromStr for WaitMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::All, Self::Any]
+            .into_iter()
+            .find(|mode| mode.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "wait mode must be \"all\" or \"any\", got {:?}",
+                    crate::error::escape(s)
+                )
+            })
+    }
+}
+
 /// What [`Ccmp::wait`] saw.
 #[derive(Debug, Clone)]
 pub struct WaitOutcome {
