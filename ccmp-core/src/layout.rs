@@ -39,12 +39,18 @@ pub fn default_state_dir() -> Result<PathBuf, StoreError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateLayout {
     root: PathBuf,
+    /// `<root>/tasks`, kept: task paths are built by the thousand when listing.
+    tasks: PathBuf,
 }
 
 impl StateLayout {
     /// The layout under `root` (which should be canonical).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        Self {
+            tasks: root.join("tasks"),
+            root,
+        }
     }
 
     /// The state dir itself.
@@ -59,24 +65,36 @@ impl StateLayout {
 
     /// Where task dirs live (in shards).
     pub fn tasks(&self) -> PathBuf {
-        self.root.join("tasks")
+        self.tasks.clone()
     }
 
     /// The shard that holds a task's dir: tasks are spread over up to 256 dirs by the first two
     /// hex digits of their id, so that resolving a prefix reads one small dir.
     pub fn shard(&self, id_digits: &str) -> PathBuf {
-        self.tasks().join(&id_digits[..2])
+        self.tasks.join(&id_digits[..2])
     }
 
     /// The dir that holds one task's record, logs and lock.
     pub fn task_dir(&self, id: &TaskId) -> PathBuf {
-        let name = id.simple();
-        self.shard(&name).join(name)
+        self.in_task_dir(id, None)
     }
 
     /// A task's record.
     pub fn record(&self, id: &TaskId) -> PathBuf {
-        self.task_dir(id).join(RECORD)
+        self.in_task_dir(id, Some(RECORD))
+    }
+
+    /// `tasks/<xx>/<id>[/<file>]`, built in one allocation.
+    fn in_task_dir(&self, id: &TaskId, file: Option<&str>) -> PathBuf {
+        let name = id.simple();
+        let mut path = PathBuf::with_capacity(self.tasks.as_os_str().len() + 64);
+        path.push(&self.tasks);
+        path.push(&name[..2]);
+        path.push(&name);
+        if let Some(file) = file {
+            path.push(file);
+        }
+        path
     }
 
     /// One of a task's logs.
