@@ -476,6 +476,27 @@ pub enum Hint {
     },
 }
 
+/// The value among `all` whose name is `input`, or an error naming the choices: how every
+/// enum that users spell by name (states, agents, outputs, wait modes) is parsed.
+pub(crate) fn parse_name<T: Copy>(
+    input: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == input)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            format!(
+                "unknown {what} `{}`; expected one of: {}",
+                escape(input),
+                names.join(", ")
+            )
+        })
+}
+
 /// Escapes control characters so that a value can be quoted in an error message.
 pub(crate) fn escape(value: &str) -> String {
     const MAX: usize = 80;

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::ClaudeOutcome;
-use crate::error::escape;
 use crate::id::TaskId;
 use crate::process_identity::ProcessIdentity;
 use crate::spec::TaskSpec;
@@ -88,16 +87,7 @@ impl FromStr for TaskStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown task state `{}`; expected one of: {}",
-                    escape(s),
-                    Self::ALL.map(Self::as_str).join(", ")
-                )
-            })
+        crate::error::parse_name(s, &Self::ALL, Self::as_str, "task state")
     }
 }
 

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use self::claude::{ClaudeOptions, ClaudeOutcome, PERMISSION_MODES, STRIPPED_ENV};
-use crate::error::{SpecError, escape};
+use crate::error::SpecError;
 use crate::spec::TaskSpec;
 pub use crate::task::AgentOutcome;
 use crate::task::{Outcome, TaskStatus};
@@ -114,16 +114,7 @@ impl FromStr for AgentKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown agent `{}`; expected one of: {}",
-                    escape(s),
-                    Self::ALL.map(Self::as_str).join(", ")
-                )
-            })
+        crate::error::parse_name(s, &Self::ALL, Self::as_str, "agent")
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ccmp::Ccmp;
-use crate::error::{Error, StoreError, escape};
+use crate::error::{Error, StoreError};
 use crate::id::TaskId;
 use crate::store::{LogChunk, LogRange, LogStream, MAX_LOG_READ, TaskWatch};
 
@@ -65,15 +65,7 @@ impl FromStr for OutputSource {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|source| source.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown output `{}`; expected transcript, result, stdout or stderr",
-                    escape(s)
-                )
-            })
+        crate::error::parse_name(s, &Self::ALL, Self::as_str, "output")
     }
 }
 

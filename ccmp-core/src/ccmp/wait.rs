@@ -24,6 +24,9 @@ pub enum WaitMode {
 }
 
 impl WaitMode {
+    /// Both modes.
+    pub const ALL: [WaitMode; 2] = [Self::All, Self::Any];
+
     /// The name frontends use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,15 +40,7 @@ impl std::str::FromStr for WaitMode {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::All, Self::Any]
-            .into_iter()
-            .find(|mode| mode.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "wait mode must be \"all\" or \"any\", got {:?}",
-                    crate::error::escape(s)
-                )
-            })
+        crate::error::parse_name(s, &Self::ALL, Self::as_str, "wait mode")
     }
 }
 

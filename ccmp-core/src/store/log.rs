@@ -22,6 +22,9 @@ pub enum LogStream {
 }
 
 impl LogStream {
+    /// Every log of a task.
+    pub const ALL: [LogStream; 3] = [Self::Transcript, Self::Stdout, Self::Stderr];
+
     /// File name inside a task dir.
     pub fn file_name(self) -> &'static str {
         match self {
@@ -51,10 +54,7 @@ impl FromStr for LogStream {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Transcript, Self::Stdout, Self::Stderr]
-            .into_iter()
-            .find(|l| l.as_str() == s)
-            .ok_or_else(|| format!("unknown log `{s}`; expected transcript, stdout or stderr"))
+        crate::error::parse_name(s, &Self::ALL, Self::as_str, "log")
     }
 }
 
