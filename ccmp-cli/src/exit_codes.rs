@@ -35,6 +35,7 @@ pub fn for_error(err: &anyhow::Error) -> ExitCode {
         Some(ccmp_core::Error::TaskActive { .. } | ccmp_core::Error::FollowUpActive { .. }) => {
             TASK_ACTIVE
         }
+        Some(e) if e.is_setup_problem() => FAILURE,
         Some(e) if e.is_invalid_input() => USAGE,
         Some(ccmp_core::Error::Config(_)) => USAGE,
         Some(_) => FAILURE,

@@ -73,6 +73,16 @@ pub enum SpecError {
         /// The value given.
         value: String,
     },
+    /// The agent program exists but cannot be run.
+    #[error("agent program `{path}` cannot be run: {reason}; {hint}")]
+    AgentNotExecutable {
+        /// What is there.
+        path: PathBuf,
+        /// Why it cannot be run.
+        reason: &'static str,
+        /// How to install the agent or point ccmp at it.
+        hint: String,
+    },
     /// The agent program could not be found.
     #[error("agent program `{program}` was not found{}; {hint}", if *.on_path { " on PATH" } else { "" })]
     AgentNotFound {
@@ -433,6 +443,16 @@ impl Error {
             Self::FollowUpActive { id, .. } => Some(Hint::WaitForTask { id: id.clone() }),
             _ => None,
         }
+    }
+
+    /// Whether this error comes from how the machine is set up rather than from the request:
+    /// the agent program is missing or cannot run. (It is still refused before anything is
+    /// written, like bad input.)
+    pub fn is_setup_problem(&self) -> bool {
+        matches!(
+            self,
+            Self::Spec(SpecError::AgentNotFound { .. } | SpecError::AgentNotExecutable { .. })
+        )
     }
 
     /// Whether this error is bad input that the caller can fix (as opposed to a system fault).

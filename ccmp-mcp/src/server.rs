@@ -111,12 +111,28 @@ impl Server {
         }
     }
 
-    fn start(&self, params: TaskParams) -> Result<ccmp_core::TaskRecord, String> {
-        self.ccmp.start(params.into_request()?).map_err(fail)
+    /// Runs a synchronous core call (file I/O, starting a runner and waiting for its "ready")
+    /// on tokio's blocking pool, so that a slow disk or a slow start never ties up the two
+    /// workers that answer every other request.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Ccmp) -> Result<T, ccmp_core::Error> + Send + 'static,
+    ) -> Result<T, String> {
+        let ccmp = self.ccmp.clone();
+        tokio::task::spawn_blocking(move || call(&ccmp))
+            .await
+            .map_err(|e| format!("internal error: {e}"))?
+            .map_err(fail)
     }
 
-    fn resolve(&self, id: &str) -> Result<ccmp_core::TaskId, String> {
-        self.ccmp.resolve(id).map_err(fail)
+    async fn start(&self, params: TaskParams) -> Result<ccmp_core::TaskRecord, String> {
+        let request = params.into_request()?;
+        self.blocking(move |ccmp| ccmp.start(request)).await
+    }
+
+    async fn resolve(&self, id: &str) -> Result<ccmp_core::TaskId, String> {
+        let id = id.to_owned();
+        self.blocking(move |ccmp| ccmp.resolve(&id)).await
     }
 }
 
@@ -142,7 +158,7 @@ impl Server {
                 "max_wait_s must be above 0 and at most 86400 seconds, got {max_wait}"
             ));
         }
-        let record = self.start(params.task)?;
+        let record = self.start(params.task).await?;
         // A client that speaks the tasks extension backgrounds the call itself and polls
         // tasks/get, which reads ccmp's store: answer with the task at once.
         // (The request's `_meta` is in `meta`; the extractor took it out of `context`, which still
@@ -225,7 +241,7 @@ impl Server {
         &self,
         Parameters(params): Parameters<TaskParams>,
     ) -> Result<Json<TaskReply>, String> {
-        let record = self.start(params)?;
+        let record = self.start(params).await?;
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
 
@@ -235,8 +251,8 @@ impl Server {
         &self,
         Parameters(params): Parameters<TaskIdParams>,
     ) -> Result<Json<TaskReply>, String> {
-        let record = self.resolve(&params.task_id)?;
-        let record = self.ccmp.status(&record).map_err(fail)?;
+        let id = self.resolve(&params.task_id).await?;
+        let record = self.blocking(move |ccmp| ccmp.status(&id)).await?;
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
 
@@ -264,7 +280,7 @@ impl Server {
             params.include_finished.unwrap_or(false),
             params.limit.map(|n| n as usize),
         );
-        let list = self.ccmp.list(&query).map_err(fail)?;
+        let list = self.blocking(move |ccmp| ccmp.list(&query)).await?;
         Ok(Json(ListReply::new(&self.ccmp, &list)))
     }
 
@@ -286,7 +302,7 @@ impl Server {
             params.older_than,
         ) {
             (Some(id), false, None) => CleanupTarget::Task {
-                id: self.ccmp.resolve(&id).map_err(fail)?,
+                id: self.resolve(&id).await?,
                 force: params.force.unwrap_or(false),
             },
             (None, true, None) => CleanupTarget::Finished,
@@ -329,7 +345,8 @@ impl Server {
         if params.task_ids.len() > MAX_WAIT_IDS {
             return Err(format!("wait for at most {MAX_WAIT_IDS} tasks at a time"));
         }
-        let ids = self.ccmp.resolve_all(&params.task_ids).map_err(fail)?;
+        let given = params.task_ids;
+        let ids = self.blocking(move |ccmp| ccmp.resolve_all(&given)).await?;
         let outcome = tokio::select! {
             outcome = self.ccmp.wait(&ids, mode, Duration::from_secs_f64(timeout)) => outcome.map_err(fail)?,
             () = cancel.cancelled() => return Err("the wait was cancelled".to_owned()),
@@ -349,7 +366,7 @@ impl Server {
         &self,
         Parameters(params): Parameters<TaskIdParams>,
     ) -> Result<Json<TaskReply>, String> {
-        let id = self.resolve(&params.task_id)?;
+        let id = self.resolve(&params.task_id).await?;
         let outcome = self.ccmp.cancel(&id).await.map_err(fail)?;
         let reply = TaskReply::new(&self.ccmp, &outcome.record);
         Ok(Json(if outcome.already_finished {
@@ -381,11 +398,10 @@ impl Server {
                 limit,
             },
         };
-        let id = self.resolve(&params.task_id)?;
+        let id = self.resolve(&params.task_id).await?;
         let chunk = self
-            .ccmp
-            .output(&id, source, range)
-            .map_err(fail)?
+            .blocking(move |ccmp| ccmp.output(&id, source, range))
+            .await?
             .keep_end(limit);
         debug_assert!(chunk.text.len() < REPLY_BUDGET);
         Ok(Json(OutputReply::new(id.short(), source, chunk)))
@@ -402,8 +418,11 @@ impl Server {
         &self,
         Parameters(params): Parameters<ContinueParams>,
     ) -> Result<Json<TaskReply>, String> {
-        let id = self.resolve(&params.task_id)?;
-        let record = self.ccmp.follow_up(&id, params.prompt).map_err(fail)?;
+        let id = self.resolve(&params.task_id).await?;
+        let prompt = params.prompt;
+        let record = self
+            .blocking(move |ccmp| ccmp.follow_up(&id, prompt))
+            .await?;
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
 }

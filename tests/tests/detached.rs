@@ -305,6 +305,11 @@ async fn a_second_runner_for_a_live_task_leaves_it_alone() {
         "{stderr}"
     );
     assert!(!stderr.contains("remove"), "{stderr}");
-    assert_eq!(ccmp.status(&hang.id).unwrap(), running);
+    let after = ccmp.status(&hang.id).unwrap();
+    assert_eq!(after.status, TaskStatus::Running);
+    assert_eq!(
+        (&after.runner, &after.agent_process),
+        (&running.runner, &running.agent_process)
+    );
     ccmp.cancel(&hang.id).await.unwrap();
 }

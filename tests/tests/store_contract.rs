@@ -488,4 +488,91 @@ mod fs_only {
         let msg = store.load(&r.id).unwrap_err().to_string();
         assert!(msg.contains("newer ccmp"), "{msg}");
     }
+
+    fn mkfifo(path: &std::path::Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    /// Runs `f` on a thread and fails the test if it does not return within 10 s (a blocking
+    /// open of a FIFO never returns).
+    fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the store blocked on a file that is not a regular file")
+    }
+
+    /// A symlink or a FIFO planted in a task dir is refused, never followed or opened: the task
+    /// is reported as damaged, a log read fails, and nothing blocks.
+    #[test]
+    fn planted_symlinks_and_fifos_are_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path().join("state")).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "TOP-SECRET").unwrap();
+        let good = record("x");
+        store.create(&good).unwrap();
+        let task_dir = store.task_dir(&good.id);
+        std::os::unix::fs::symlink(&secret, task_dir.join("transcript.log")).unwrap();
+        mkfifo(&task_dir.join("stderr.log"));
+        let mut bad = Vec::new();
+        for plant in ["symlink", "fifo"] {
+            let id = ccmp_core::TaskId::new();
+            let task_dir = store.task_dir(&id);
+            std::fs::create_dir_all(&task_dir).unwrap();
+            let path = task_dir.join("record.json");
+            match plant {
+                "symlink" => std::os::unix::fs::symlink(&secret, &path).unwrap(),
+                _ => mkfifo(&path),
+            }
+            bad.push(id);
+        }
+        let all = ccmp_core::LogRange::from_start();
+        let (store2, good_id) = (store.clone(), good.id);
+        let (transcript, stderr) = within_deadline(move || {
+            (
+                store2.read_log(&good_id, ccmp_core::LogStream::Transcript, all),
+                store2.read_log(&good_id, ccmp_core::LogStream::Stderr, all),
+            )
+        });
+        for result in [transcript, stderr] {
+            let err = result.unwrap_err();
+            let chain = format!("{:?}", anyhow_like(&err));
+            assert!(!chain.contains("TOP-SECRET"), "{chain}");
+            assert!(chain.contains("not a regular file"), "{chain}");
+        }
+        for id in bad {
+            let store2 = store.clone();
+            let err = within_deadline(move || store2.load(&id)).unwrap_err();
+            assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+            assert!(err.to_string().contains("not a regular file"), "{err}");
+        }
+        let store2 = store.clone();
+        let (listed, headers) =
+            within_deadline(move || (store2.list().unwrap(), store2.headers(false).unwrap()));
+        assert_eq!(listed.iter().filter(|e| e.is_err()).count(), 2);
+        assert_eq!(headers.iter().filter(|e| e.is_err()).count(), 2);
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOP-SECRET");
+    }
+
+    /// An error with its causes, as one string.
+    fn anyhow_like(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
 }

@@ -18,8 +18,24 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// How much of a result `status` shows; `logs` shows the rest.
+/// How much of a result `status` shows, in lines and in bytes; `logs --stream result` shows the
+/// rest. (A result may be one line of many megabytes.)
 const RESULT_LINES: usize = 20;
+const RESULT_BYTES: usize = 4096;
+
+/// The head of a result: at most [`RESULT_LINES`] lines and [`RESULT_BYTES`] bytes, cut at a
+/// character boundary.
+fn result_head(result: &str) -> &str {
+    let mut end = result
+        .match_indices('\n')
+        .nth(RESULT_LINES - 1)
+        .map_or(result.len(), |(i, _)| i);
+    end = end.min(RESULT_BYTES);
+    while !result.is_char_boundary(end) {
+        end -= 1;
+    }
+    &result[..end]
+}
 
 pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let record = ccmp.status(&ccmp.resolve(&args.id)?)?;
@@ -137,18 +153,21 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
             .is_some_and(|e| e.contains(result.trim()))
     };
     if let Some(result) = view.result.as_ref().filter(|r| !repeated(r)) {
-        let lines: Vec<&str> = result.lines().collect();
-        out!("{}", field("result", lines.first().copied().unwrap_or("")));
-        for line in lines.iter().skip(1).take(RESULT_LINES - 1) {
+        let shown = result_head(result);
+        let mut lines = shown.lines();
+        out!("{}", field("result", lines.next().unwrap_or("")));
+        for line in lines {
             out!("{:<10}{line}", "");
         }
-        if lines.len() > RESULT_LINES {
+        if shown.len() < result.len() {
+            let rest = &result[shown.len()..];
             out!(
                 "{:<10}{}",
                 "",
                 dim(&format!(
-                    "… {} more lines: ccmp logs {}",
-                    lines.len() - RESULT_LINES,
+                    "… {} more bytes ({} more lines): ccmp logs {} --stream result",
+                    rest.len(),
+                    rest.lines().count(),
                     view.short_id
                 ))
             );

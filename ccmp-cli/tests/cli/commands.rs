@@ -384,7 +384,7 @@ fn errors_say_what_to_do_and_exit_with_documented_codes() {
         .args(["start", "x"])
         .env("CCMP_CLAUDE_BIN", "no-such-claude")
         .assert()
-        .code(2)
+        .code(6)
         .stderr(predicate::str::contains(
             "npm install -g @anthropic-ai/claude-code",
         ));

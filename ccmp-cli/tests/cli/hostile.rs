@@ -152,3 +152,140 @@ fn errors_end_with_a_hint_in_command_terms() {
     assert!(!stderr.contains("force=true"), "{stderr}");
     ccmp(&sandbox).args(["cancel", &hang]).assert().success();
 }
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A symlink planted as a task's log is not followed, and a FIFO planted as a record neither
+/// hangs `list` nor `status`: both are refused and reported.
+#[test]
+fn planted_symlinks_and_fifos_are_refused_and_nothing_hangs() {
+    let sandbox = Sandbox::new();
+    let id = crate::start(&sandbox, "FAKE_SLEEP=0");
+    let view = crate::until_state(&sandbox, &id, "succeeded");
+    let full = view["id"].as_str().unwrap().replace('-', "");
+    let task_dir = sandbox.state().join("tasks").join(&full[..2]).join(&full);
+    let secret = sandbox.path("secret");
+    std::fs::write(&secret, "TOP-SECRET").unwrap();
+    std::fs::remove_file(task_dir.join("transcript.log")).unwrap();
+    std::os::unix::fs::symlink(&secret, task_dir.join("transcript.log")).unwrap();
+    let output = ccmp(&sandbox)
+        .args(["logs", &id])
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("TOP-SECRET"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+
+    let fifo_id = "abcdef0123456789abcdef0123456789";
+    let fifo_dir = sandbox.state().join("tasks/ab").join(fifo_id);
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    mkfifo(&fifo_dir.join("record.json"));
+    let output = ccmp(&sandbox)
+        .args(["list", "--all", "--json"])
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["damaged"][0]["short_id"], "abcdef01");
+    let output = ccmp(&sandbox)
+        .args(["status", "abcdef01"])
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
+/// An agent program that is there but cannot run is not "not found", a working dir removed while
+/// the task waited is not blamed on the agent, and the exit code is the one `--help` gives (6).
+#[test]
+fn errors_name_the_real_cause_and_exit_as_documented() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let plain = sandbox.path("plain-file");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = sandbox.path("a-dir");
+    std::fs::create_dir(&dir).unwrap();
+    for (program, expected) in [(&plain, "not executable"), (&dir, "is a directory")] {
+        let output = ccmp(&sandbox)
+            .args(["start", "x"])
+            .env("CCMP_CLAUDE_BIN", program)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(6), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("not found"), "{stderr}");
+    }
+    let help = ccmp(&sandbox).arg("--help").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout)
+            .contains("6  ccmp failed (state dir, runner, agent program")
+    );
+
+    // One slot, held: the second task waits while its working dir is removed.
+    let doomed = sandbox.path("doomed");
+    std::fs::create_dir(&doomed).unwrap();
+    let hang = ccmp(&sandbox)
+        .args(["start", "FAKE_HANG"])
+        .env("CCMP_MAX_PARALLEL", "1")
+        .output()
+        .unwrap();
+    let hang = String::from_utf8_lossy(&hang.stdout).trim().to_owned();
+    crate::until_state(&sandbox, &hang, "running");
+    let queued = ccmp(&sandbox)
+        .args(["start", "FAKE_SLEEP=0", "-C"])
+        .arg(&doomed)
+        .env("CCMP_MAX_PARALLEL", "1")
+        .output()
+        .unwrap();
+    let queued = String::from_utf8_lossy(&queued.stdout).trim().to_owned();
+    crate::until_state(&sandbox, &queued, "queued");
+    std::fs::remove_dir(&doomed).unwrap();
+    ccmp(&sandbox).args(["cancel", &hang]).assert().success();
+    let view = crate::until_state(&sandbox, &queued, "failed");
+    let error = view["error"].as_str().unwrap();
+    assert!(
+        error.contains("working dir") && error.contains("no longer exists"),
+        "{error}"
+    );
+    assert!(!error.contains("installed"), "{error}");
+}
+
+/// A one-line result of megabytes is shown as a head, bounded in bytes, with the way to read it
+/// all.
+#[test]
+fn status_bounds_a_huge_one_line_result() {
+    let sandbox = Sandbox::new();
+    let id = crate::start(&sandbox, "FAKE_HUGE=3000000");
+    crate::until_state(&sandbox, &id, "succeeded");
+    let output = ccmp(&sandbox).args(["status", &id]).output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.len() < 8 * 1024,
+        "status printed {} bytes",
+        stdout.len()
+    );
+    assert!(
+        stdout.contains(&format!("ccmp logs {id} --stream result")),
+        "{stdout}"
+    );
+    let all = ccmp(&sandbox)
+        .args(["logs", &id, "--stream", "result"])
+        .output()
+        .unwrap();
+    assert_eq!(all.stdout.len(), 3_000_000);
+}

@@ -305,13 +305,38 @@ pub(crate) fn resolve_program(
     } else {
         which::which(working_dir.join(path)).ok()
     };
-    found
-        .and_then(|p| p.canonicalize().ok())
-        .ok_or_else(|| SpecError::AgentNotFound {
-            program: program.to_string_lossy().into_owned(),
-            on_path,
+    if let Some(found) = found.and_then(|p| p.canonicalize().ok()) {
+        return Ok(found);
+    }
+    // Not runnable: say why, if something by that name is there.
+    let candidates: Vec<PathBuf> = if on_path {
+        std::env::var_os("PATH")
+            .map(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(path))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![working_dir.join(path)]
+    };
+    if let Some(there) = candidates.into_iter().find(|c| c.exists()) {
+        let reason = if there.is_dir() {
+            "it is a directory"
+        } else {
+            "it is not executable (`chmod +x` it)"
+        };
+        return Err(SpecError::AgentNotExecutable {
+            path: there,
+            reason,
             hint: kind.install_hint(),
-        })
+        });
+    }
+    Err(SpecError::AgentNotFound {
+        program: program.to_string_lossy().into_owned(),
+        on_path,
+        hint: kind.install_hint(),
+    })
 }
 
 /// How an exit reads in an error message.

@@ -165,7 +165,7 @@ impl FsStore {
                     Err(StoreError::NotFound { id: id.to_string() })
                 };
             }
-            Err(e) => return Err(StoreError::read(path, e)),
+            Err(e) => return Err(read_error(id, path, e)),
         };
         parse_record(id, &path, &bytes)
     }
@@ -200,6 +200,20 @@ impl FsStore {
         })?;
         self.mark_active(record);
         Ok(())
+    }
+}
+
+/// A record that cannot be read: damaged if something other than a regular file is in its
+/// place (reported for that task alone), else a read failure.
+fn read_error(id: &TaskId, path: PathBuf, error: io::Error) -> StoreError {
+    if private_file::is_refused(&error) {
+        damaged(
+            id,
+            path,
+            "it is not a regular file (a symlink, FIFO, device or directory was put in its place), so it was not opened".into(),
+        )
+    } else {
+        StoreError::read(path, error)
     }
 }
 
@@ -378,7 +392,7 @@ impl TaskStore for FsStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     self.read_record(&id).map(|r| TaskHeader::from(&r))
                 }
-                Err(e) => Err(StoreError::read(&path, e)),
+                Err(e) => Err(read_error(&id, path.clone(), e)),
             };
             match header {
                 Ok(header) => {

@@ -117,11 +117,27 @@ pub(crate) async fn run_agent(
     for var in kind.stripped_env() {
         command.env_remove(var);
     }
+    // A working dir removed while the task waited must not be blamed on the agent: spawning
+    // fails with the same "not found" either way.
+    if !record.agent_dir().is_dir() {
+        let error = format!(
+            "the working dir `{}` no longer exists (it was removed after the task was started); start the task again in an existing directory",
+            record.agent_dir().display()
+        );
+        return finish_early(store, record, TaskStatus::Failed, error).await;
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "it is not there any more".to_owned(),
+                std::io::ErrorKind::PermissionDenied => {
+                    "it is not executable (`chmod +x` it)".to_owned()
+                }
+                _ => e.to_string(),
+            };
             let error = format!(
-                "could not start the agent `{}`: {e}; check that it is installed, or set {}",
+                "could not start the agent `{}`: {why}; check that it is installed, or set {}",
                 invocation.program.display(),
                 kind.program_env()
             );

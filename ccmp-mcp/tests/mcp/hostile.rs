@@ -364,3 +364,33 @@ fn errors_end_with_what_to_do_in_tool_terms() {
     }
     mcp.ok("cancel_task", json!({"task_id": id}));
 }
+
+/// A FIFO planted as a task's record is reported as damaged: listing it twice does not tie up
+/// the server, which still answers everything after.
+#[test]
+fn a_fifo_in_place_of_a_record_blocks_nothing() {
+    let sandbox = Sandbox::new();
+    let fifo_dir = sandbox
+        .state()
+        .join("tasks/ab/abcdef0123456789abcdef0123456789");
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(fifo_dir.join("record.json"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    for _ in 0..2 {
+        let list = mcp.ok("list_active_tasks", json!({"include_finished": true}));
+        assert_eq!(list["damaged"][0]["short_id"], "abcdef01", "{list}");
+    }
+    let text = mcp.err("check_task_status", json!({"task_id": "abcdef01"}));
+    assert!(text.contains("not a regular file"), "{text}");
+    let tools = mcp.request("tools/list", json!({}));
+    assert!(
+        tools["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{tools}"
+    );
+}
