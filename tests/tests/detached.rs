@@ -313,3 +313,47 @@ async fn a_second_runner_for_a_live_task_leaves_it_alone() {
     );
     ccmp.cancel(&hang.id).await.unwrap();
 }
+
+/// A task started from inside a task (an agent running `ccmp start` in its Bash tool, or a
+/// Claude Code that loads ccmp-mcp) belongs to itself: the outer task's end-of-task sweep does
+/// not kill its runner, and it finishes on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_started_inside_a_task_outlives_the_outer_task() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 4);
+    let inner_id = sandbox.path("inner-id");
+    let script = sandbox.path("nested.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexport CCMP_CLAUDE_BIN='{}'\nexec '{}' start '{}' 1 'FAKE_SLEEP=2' > '{}'\n",
+            workspace_bin("fake-claude").display(),
+            workspace_bin("ccmp-test-host").display(),
+            sandbox.state().display(),
+            inner_id.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let outer = ccmp
+        .start(sandbox.request(&format!("FAKE_BASH={}", script.display())))
+        .unwrap();
+    let outer = ccmp
+        .wait(&[outer.id], WaitMode::All, LONG)
+        .await
+        .unwrap()
+        .finished
+        .remove(0);
+    assert_eq!(outer.status, TaskStatus::Succeeded, "{:?}", outer.outcome);
+    let inner = std::fs::read_to_string(&inner_id).unwrap();
+    let inner = ccmp.resolve(inner.trim()).unwrap();
+    let done = ccmp.wait(&[inner], WaitMode::All, LONG).await.unwrap();
+    let inner = &done.finished[0];
+    assert_eq!(
+        inner.status,
+        TaskStatus::Succeeded,
+        "the nested task did not finish on its own: {:?}",
+        inner.outcome
+    );
+}

@@ -21,6 +21,7 @@ use rustix::process::Signal;
 
 use super::runner::{READY, RUNNER_CMD};
 use super::{Supervisor, reaper, unix};
+use crate::agent::TASK_ENV;
 use crate::config::Config;
 use crate::error::{StoreError, SupervisorError};
 use crate::id::TaskId;
@@ -87,6 +88,10 @@ impl Supervisor for DetachedSupervisor {
         let mut child = Command::new(&self.runner_program)
             .arg(RUNNER_CMD)
             .args(self.runner_args(&record.id))
+            // A frontend running inside a task (an agent's `ccmp start`, a ccmp-mcp loaded by a
+            // task's Claude Code) carries that task's marker; its runner belongs to its own task
+            // and must not be swept when the outer one ends. Its agent gets its own marker.
+            .env_remove(TASK_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -22,7 +22,8 @@
 //! background process in a session of its own, and print `grandchild:<pid>` on stderr),
 //! `FAKE_HUGE=<bytes>` (a long answer), `FAKE_BINARY` (non-JSON, non-UTF-8 lines on stdout),
 //! `FAKE_EXIT=<code>` (crash with this code before the result), `FAKE_RECORD=<file>` (append
-//! `start`/`end` lines with timestamps, to check `max_parallel`).
+//! `start`/`end` lines with timestamps, to check `max_parallel`), `FAKE_BASH=<program>` (run a
+//! program in a session of its own and wait for it, as the Bash tool runs a command).
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -509,6 +510,17 @@ async fn work(
             .spawn()
             .map_err(|e| fail(e.to_string()))?;
         eprintln!("grandchild:{}", child.id());
+    }
+    if let Some(program) = knobs.get("FAKE_BASH") {
+        // Claude Code's Bash tool runs each command in a session of its own, with the agent's
+        // environment (CCMP_TASK_ID included).
+        use std::os::unix::process::CommandExt;
+        let status = Command::new(program)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .status()
+            .map_err(|e| fail(format!("FAKE_BASH: cannot run {program}: {e}")))?;
+        eprintln!("bash:{program} exited with {status}");
     }
     if let Some(secs) = knobs.get("FAKE_SLEEP").and_then(|s| s.parse::<f64>().ok()) {
         tokio::time::sleep(Duration::from_secs_f64(secs)).await;
