@@ -178,7 +178,7 @@ pub struct OutputParams {
     pub stream: Option<String>,
     /// Byte offset to read from (next_offset of the previous page).
     pub offset: Option<u64>,
-    /// Most bytes to return. Default and max 6000.
+    /// Most bytes of text to return. Default and max 6000.
     pub limit: Option<u64>,
     /// Return the last N lines instead.
     pub tail: Option<u32>,

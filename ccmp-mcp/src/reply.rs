@@ -388,7 +388,7 @@ impl CleanupReply {
 impl OutputReply {
     /// A page of output.
     pub fn new(short_id: String, stream: OutputSource, chunk: LogChunk) -> Self {
-        let next = if chunk.at_end {
+        let mut next = if chunk.at_end {
             "This is the end of the output so far.".to_owned()
         } else {
             format!(
@@ -396,6 +396,11 @@ impl OutputReply {
                 chunk.next_offset
             )
         };
+        if chunk.replaced_invalid_utf8 {
+            next.push_str(
+                " Bytes that are not UTF-8 show as \u{fffd}; offsets count bytes of the output.",
+            );
+        }
         Self {
             short_id,
             stream: stream.to_string(),

@@ -22,7 +22,7 @@ use crate::params::{
     CleanupParams, ContinueParams, ExecuteParams, ListParams, OutputParams, TaskIdParams,
     TaskParams, WaitParams,
 };
-use crate::reply::{CleanupReply, ListReply, OutputReply, REPLY_BUDGET, TaskReply, WaitReply};
+use crate::reply::{CleanupReply, ListReply, OutputReply, TaskReply, WaitReply};
 
 /// How often `execute_cc_task` reports progress while it waits, unless `CCMP_MCP_PROGRESS_SECS`
 /// says otherwise.
@@ -392,6 +392,7 @@ impl Server {
         let range = match params.tail {
             Some(lines) => LogRange::Tail {
                 lines: lines as usize,
+                limit,
             },
             None => LogRange::Bytes {
                 offset: params.offset.unwrap_or(0),
@@ -401,9 +402,7 @@ impl Server {
         let id = self.resolve(&params.task_id).await?;
         let chunk = self
             .blocking(move |ccmp| ccmp.output(&id, source, range))
-            .await?
-            .keep_end(limit);
-        debug_assert!(chunk.text.len() < REPLY_BUDGET);
+            .await?;
         Ok(Json(OutputReply::new(id.short(), source, chunk)))
     }
 

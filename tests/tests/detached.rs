@@ -126,7 +126,7 @@ async fn running_with_grandchild(ccmp: &Ccmp, sandbox: &Sandbox) -> (TaskRecord,
     let id = started.id;
     let grandchild = poll(LONG, "the grandchild to start", || {
         let stderr = ccmp
-            .output(&id, OutputSource::Stderr, LogRange::Tail { lines: 10 })
+            .output(&id, OutputSource::Stderr, LogRange::tail(10))
             .ok()?;
         grandchild_pids(&stderr.text).first().copied()
     });

@@ -112,11 +112,11 @@ fn store_contract(store: &dyn TaskStore) {
         ("line two", 17, false)
     );
     let tail = store
-        .read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 })
+        .read_log(&a.id, LogStream::Transcript, LogRange::tail(1))
         .unwrap();
     assert_eq!(tail.text, "line three\n");
     let empty = store
-        .read_log(&a.id, LogStream::Stderr, LogRange::Tail { lines: 5 })
+        .read_log(&a.id, LogStream::Stderr, LogRange::tail(5))
         .unwrap();
     assert_eq!((empty.text.as_str(), empty.total_bytes), ("", 0));
 
@@ -127,7 +127,7 @@ fn store_contract(store: &dyn TaskStore) {
     assert!(store.save(&a).unwrap_err().is_not_found());
     assert!(
         store
-            .read_log(&a.id, LogStream::Transcript, LogRange::Tail { lines: 1 })
+            .read_log(&a.id, LogStream::Transcript, LogRange::tail(1))
             .unwrap_err()
             .is_not_found()
     );

@@ -30,7 +30,7 @@ pub struct LogsArgs {
 pub async fn run(ccmp: &Ccmp, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let id = ccmp.resolve(&args.id)?;
     let start = match args.tail {
-        Some(lines) => LogRange::Tail { lines },
+        Some(lines) => LogRange::tail(lines),
         None => LogRange::from_start(),
     };
     if args.json {

@@ -394,3 +394,67 @@ fn a_fifo_in_place_of_a_record_blocks_nothing() {
         "{tools}"
     );
 }
+
+#[test]
+fn paging_binary_output_returns_every_byte_once() {
+    // 60 KB of every byte value: invalid UTF-8, control characters, split characters.
+    let sandbox = Sandbox::new();
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    let task = mcp.ok("execute_cc_task", json!({"prompt": "FAKE_BINARY=60000"}));
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let id: ccmp_core::TaskId = task["id"].as_str().unwrap().parse().unwrap();
+    let log = std::fs::read(
+        ccmp_core::FsStore::open(sandbox.state())
+            .unwrap()
+            .task_dir(&id)
+            .join("stdout.jsonl"),
+    )
+    .unwrap();
+    let mut offset = 0u64;
+    let mut pages = 0;
+    loop {
+        let page = mcp.ok(
+            "get_task_output",
+            json!({"task_id": task["short_id"], "stream": "stdout", "offset": offset}),
+        );
+        let (start, end) = (
+            page["offset"].as_u64().unwrap(),
+            page["next_offset"].as_u64().unwrap(),
+        );
+        assert_eq!(start, offset, "page {pages} starts elsewhere: {page}");
+        assert!(end > start || page["at_end"] == true, "no progress: {page}");
+        let bytes = &log[start as usize..end as usize];
+        assert_eq!(
+            page["text"].as_str().unwrap(),
+            String::from_utf8_lossy(bytes),
+            "page {pages} is not the log's bytes {start}..{end}"
+        );
+        let size = serde_json::to_vec(&page).unwrap().len();
+        assert!(size <= 8 * 1024, "page {pages} is {size} bytes");
+        if pages == 0 {
+            let next = page["next"].as_str().unwrap();
+            assert!(next.contains("not UTF-8"), "{next}");
+        }
+        pages += 1;
+        if page["at_end"] == true {
+            assert_eq!(end, log.len() as u64);
+            break;
+        }
+        offset = end;
+    }
+    // Without the cut at 6,000 shown bytes, about 10 pages would do.
+    assert!(pages >= 10, "{pages} pages");
+    let tail = mcp.ok(
+        "get_task_output",
+        json!({"task_id": task["short_id"], "stream": "stdout", "tail": 1000}),
+    );
+    let (start, end) = (
+        tail["offset"].as_u64().unwrap() as usize,
+        tail["next_offset"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(end, log.len());
+    assert_eq!(
+        tail["text"].as_str().unwrap(),
+        String::from_utf8_lossy(&log[start..end])
+    );
+}

@@ -20,7 +20,7 @@
 //! (API error), `FAKE_TOOLS=<n>` (tool uses before the answer), `FAKE_WRITE=<file>` (a Write
 //! tool use; denied without skip-permissions), `FAKE_IGNORE_TERM`, `FAKE_GRANDCHILD` (leave a
 //! background process in a session of its own, and print `grandchild:<pid>` on stderr),
-//! `FAKE_HUGE=<bytes>` (a long answer), `FAKE_BINARY` (non-JSON, non-UTF-8 lines on stdout),
+//! `FAKE_HUGE=<bytes>` (a long answer), `FAKE_BINARY[=<bytes>]` (non-JSON, non-UTF-8 lines on stdout),
 //! `FAKE_EXIT=<code>` (crash with this code before the result), `FAKE_RECORD=<file>` (append
 //! `start`/`end` lines with timestamps, to check `max_parallel`), `FAKE_BASH=<program>` (run a
 //! program in a session of its own and wait for it, as the Bash tool runs a command).
@@ -528,9 +528,22 @@ async fn work(
     if knobs.contains_key("FAKE_HANG") {
         std::future::pending::<()>().await;
     }
-    if knobs.contains_key("FAKE_BINARY") {
+    if let Some(size) = knobs.get("FAKE_BINARY") {
         let mut out = io::stdout().lock();
         let _ = out.write_all(b"plain text on stdout \xff\xfe not utf-8\n");
+        // `FAKE_BINARY=<bytes>`: that many more bytes of every value (a fixed pseudo-random
+        // sequence, as a program dumping a binary file would print).
+        let mut state: u32 = 0x9e37_79b9;
+        let noise: Vec<u8> = (0..size.parse::<usize>().unwrap_or(0))
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        let _ = out.write_all(&noise);
+        let _ = out.write_all(b"\n");
         let _ = out.flush();
     }
     if let Some(code) = knobs.get("FAKE_EXIT").and_then(|c| c.parse::<u8>().ok()) {
