@@ -12,6 +12,7 @@ mod params;
 mod reply;
 mod server;
 mod stdin;
+mod stdio;
 mod tasks;
 
 use std::fs::File;
@@ -84,7 +85,7 @@ fn run(store: FsStore) -> anyhow::Result<()> {
         let input_closed = tokio_util::sync::CancellationToken::new();
         let stdin = stdin::WatchEof::new(tokio::io::stdin(), input_closed.clone());
         let service = server::Server::new(ccmp, input_closed)
-            .serve((stdin, tokio::io::stdout()))
+            .serve(stdio::Stdio::new(stdin, tokio::io::stdout()))
             .await
             .context("MCP handshake failed")?;
         service.waiting().await.context("MCP session failed")?;

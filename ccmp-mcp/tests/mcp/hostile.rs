@@ -1,6 +1,8 @@
 //! Hostile input, table-driven: each bad call gets a tool error that says what is wrong, changes
 //! nothing on disk, and the server goes on serving.
 
+use std::time::Duration;
+
 use ccmp_tests::Sandbox;
 use serde_json::{Value, json};
 
@@ -289,6 +291,48 @@ fn malformed_lines_do_not_stop_the_server() {
     let big = "x".repeat(10 * 1024 * 1024);
     let text = mcp.err("start_cc_task_async", json!({"prompt": big}));
     assert!(text.contains("over the limit"), "{}", &text[..100]);
+    let tools = mcp.request("tools/list", json!({}));
+    assert!(tools["result"]["tools"].is_array());
+}
+
+#[test]
+fn every_request_with_an_id_gets_an_answer_with_that_id() {
+    let sandbox = Sandbox::new();
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    for (id, line, code) in [
+        (
+            json!(901),
+            r#""method":"tools/call","params":[1,2]"#,
+            -32602,
+        ),
+        (
+            json!("s902"),
+            r#""method":"tools/call","params":"x""#,
+            -32602,
+        ),
+        (json!(903), r#""method":"tools/list","params":3"#, -32602),
+        (json!(904), r#""method":"tools/call""#, -32602),
+        (
+            json!(905),
+            r#""method":"tools/call","params":{"arguments":{}}"#,
+            -32602,
+        ),
+        (json!(906), r#""method":"ping","params":[]"#, -32602),
+    ] {
+        mcp.send_raw(&format!(r#"{{"jsonrpc":"2.0","id":{id},{line}}}"#));
+        let reply = mcp.next_message(Duration::from_secs(10));
+        let reply = reply.unwrap_or_else(|| panic!("no answer to {line}"));
+        assert_eq!(reply["id"], id, "{line}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{line}: {reply}");
+    }
+    mcp.send_raw(r#"{"jsonrpc":"1.0","id":907,"method":"ping"}"#);
+    let reply = mcp
+        .next_message(Duration::from_secs(10))
+        .expect("an answer");
+    assert_eq!(
+        (reply["id"].clone(), reply["error"]["code"].clone()),
+        (json!(907), json!(-32600))
+    );
     let tools = mcp.request("tools/list", json!({}));
     assert!(tools["result"]["tools"].is_array());
 }
