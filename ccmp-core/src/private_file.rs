@@ -59,6 +59,15 @@ fn open_regular(options: &OpenOptions, path: &Path) -> io::Result<File> {
     }
 }
 
+/// Opens a directory to lock it; a symlink (or anything not a directory) in its place is
+/// refused with `ELOOP` or `ENOTDIR`.
+pub(crate) fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(FLAGS | rustix::fs::OFlags::DIRECTORY.bits() as i32)
+        .open(path)
+}
+
 /// Opens a file for reading.
 pub(crate) fn open_read(path: &Path) -> io::Result<File> {
     open_regular(options().read(true), path)

@@ -12,12 +12,15 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch};
+use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch, litter};
 use crate::error::StoreError;
 use crate::id::{IdPrefix, TaskId};
 use crate::layout::StateLayout;
 use crate::private_file;
 use crate::task::{DamagedTask, SCHEMA_VERSION, TaskHeader, TaskRecord};
+
+/// How young an active marker of a task not (yet) on disk is left alone.
+const ORPHAN_MARKER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The durable store: shared by every process that opens the same state dir.
 #[derive(Debug, Clone)]
@@ -130,6 +133,18 @@ impl FsStore {
             let _ = fs::remove_file(marker);
         } else if !marker.exists() {
             let _ = private_file::touch(&marker);
+        }
+    }
+
+    /// Removes the active marker of a task that does not exist, unless it is young: a task is
+    /// marked active a moment before its dir appears.
+    fn remove_orphan_marker(&self, id: &TaskId) {
+        let marker = self.active_marker(id);
+        let young = fs::symlink_metadata(&marker)
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at.elapsed().unwrap_or_default() < ORPHAN_MARKER_GRACE);
+        if !young {
+            let _ = fs::remove_file(marker);
         }
     }
 
@@ -329,10 +344,12 @@ impl TaskStore for FsStore {
         };
         let tasks = self.layout.tasks();
         let staging = tempfile::Builder::new()
-            .prefix(".new-")
+            .prefix(litter::STAGING)
             .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&tasks)
             .map_err(unwritable)?;
+        // Held until the task dir is in place: a staging dir whose lock is free was abandoned.
+        let _working = litter::lock_dir(staging.path()).map_err(unwritable)?;
         let bytes = serialize(record)?;
         write_atomic(&staging.path().join(crate::layout::RECORD), &bytes)
             .map_err(|e| StoreError::write(staging.path(), e))?;
@@ -348,10 +365,17 @@ impl TaskStore for FsStore {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(StoreError::write(&shard, e)),
         }
-        fs::rename(staging.path(), &final_dir).map_err(|e| StoreError::write(&final_dir, e))?;
+        // The active marker goes first: a task dir never exists without one, even if this
+        // process is killed right after the rename. (A marker without a task dir is tidied.)
+        self.mark_active(record);
+        if let Err(e) = fs::rename(staging.path(), &final_dir) {
+            let _ = fs::remove_file(self.active_marker(&record.id));
+            return Err(StoreError::write(&final_dir, e));
+        }
         // The staging dir is now the task dir; do not let the guard delete anything.
         let _ = staging.keep();
         sync_dir(&shard).map_err(|e| StoreError::write(&shard, e))?;
+        // In case a listing took the marker away in between, as one of a task not yet there.
         self.mark_active(record);
         Ok(())
     }
@@ -372,6 +396,7 @@ impl TaskStore for FsStore {
         &self,
         active_only: bool,
     ) -> Result<Vec<Result<TaskHeader, DamagedTask>>, StoreError> {
+        litter::sweep(&self.layout.tasks());
         let ids = if active_only {
             dir_ids(&self.layout.active())?
         } else {
@@ -405,7 +430,7 @@ impl TaskStore for FsStore {
                 }
                 Err(StoreError::NotFound { .. }) => {
                     if active_only {
-                        let _ = fs::remove_file(self.active_marker(&id));
+                        self.remove_orphan_marker(&id);
                     }
                 }
                 Err(e) => out.push(Err(self.damaged_entry(&id, e))),
@@ -435,12 +460,23 @@ impl TaskStore for FsStore {
     }
 
     fn remove(&self, id: &TaskId) -> Result<(), StoreError> {
+        litter::sweep(&self.layout.tasks());
         let dir = self.task_dir(id);
+        // Held until the delete is done: a trash dir whose lock is free was abandoned.
+        let _working = match litter::lock_dir(&dir) {
+            Ok(lock) => lock,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound { id: id.to_string() });
+            }
+            Err(e) => return Err(StoreError::write(&dir, e)),
+        };
         let _ = fs::remove_file(self.active_marker(id));
-        let trash =
-            self.layout
-                .tasks()
-                .join(format!(".trash-{}-{}", id.simple(), TaskId::new().short()));
+        let trash = self.layout.tasks().join(format!(
+            "{}{}-{}",
+            litter::TRASH,
+            id.simple(),
+            TaskId::new().short()
+        ));
         match fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

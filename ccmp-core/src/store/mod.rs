@@ -4,6 +4,7 @@
 //! on the machine) and [`MemoryStore`] (for embedding and tests).
 
 mod fs;
+mod litter;
 mod log;
 mod memory;
 mod watch;
