@@ -275,6 +275,66 @@ async fn queue_entries_left_by_dead_runners_do_not_block_the_queue() {
     assert!(left.is_empty(), "dead entries were not cleared: {left:?}");
 }
 
+/// inotify instances a process holds.
+fn inotify_instances(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.as_os_str() == "anon_inode:inotify")
+        })
+        .count()
+}
+
+/// Waiting runners used one inotify instance each (the per-user limit is 128 on many machines,
+/// past which they polled every 50 ms). Now only the head of the line watches; the others sleep
+/// in `flock` on the entry ahead, and a waiter killed in the middle does not stall the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_tasks_hold_no_inotify_and_a_killed_waiter_does_not_stall_the_line() {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 1);
+    let running = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
+    let waiting: Vec<TaskRecord> = (0..8)
+        .map(|_| ccmp.start(sandbox.request("FAKE_SLEEP=0")).unwrap())
+        .collect();
+    let queue = sandbox.state().join("queue");
+    poll(LONG, "eight waiters in the line", || {
+        let entries = std::fs::read_dir(&queue)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        (entries == 8).then_some(())
+    });
+    let store = FsStore::open(sandbox.state()).unwrap();
+    let runner = |task: &TaskRecord| store.load(&task.id).unwrap().runner.unwrap().pid;
+    let watching: usize = waiting.iter().map(|t| inotify_instances(runner(t))).sum();
+    assert!(
+        watching <= 1,
+        "{watching} waiting runners hold an inotify instance"
+    );
+    kill9(runner(&waiting[3]));
+    ccmp.cancel(&running.id).await.unwrap();
+    let ids: Vec<_> = waiting.iter().map(|t| t.id).collect();
+    let done = ccmp.wait(&ids, WaitMode::All, LONG).await.unwrap();
+    let status = |t: &TaskRecord| {
+        done.finished
+            .iter()
+            .find(|f| f.id == t.id)
+            .map(|f| f.status)
+    };
+    for (n, task) in waiting.iter().enumerate() {
+        let expected = if n == 3 {
+            TaskStatus::Lost
+        } else {
+            TaskStatus::Succeeded
+        };
+        assert_eq!(status(task), Some(expected), "waiter {n}");
+    }
+}
+
 /// A second runner for a task that a live runner owns gives up without touching the task, and
 /// its error never tells anyone to delete the lock (a held flock belongs to a live process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

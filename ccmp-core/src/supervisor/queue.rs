@@ -10,10 +10,19 @@
 //! * slots are only taken while holding `<state>/queue.lock`, by the waiter whose position in
 //!   the queue is below the number of free slots. Entries of runners that died are removed by
 //!   whoever finds them (a live runner holds its task's `runner.lock`).
+//!
+//! Waiting costs no CPU and no inotify instance per waiter, however long the line: a waiter
+//! holds an `flock` on its own entry, and the one behind it sleeps in a blocking `flock` on
+//! that entry, which the kernel grants the moment the waiter ahead leaves the line (it took a
+//! slot, gave up, or died). Only the head of the line watches the slots (inotify on the queue
+//! dir, where a freed slot is announced; a one-second look as well, since a runner killed with
+//! kill -9 announces nothing). Each waiter that wakes either takes a slot or becomes the head.
 
 use std::fs::{self, File, TryLockError};
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -26,18 +35,28 @@ use crate::task::TaskRecord;
 
 /// How soon to try again when another waiter holds the queue lock for a moment.
 const RETRY: Duration = Duration::from_millis(5);
-/// How often a waiting runner looks without being woken: a runner killed with kill -9 frees its
-/// slot without telling anyone. (Without inotify, this is the only way.)
+/// How often the head of the line looks without being woken: a runner killed with kill -9 frees
+/// its slot without telling anyone.
 const FALLBACK: Duration = Duration::from_millis(1000);
-/// Polling interval when inotify is not available.
+/// How often the head of the line looks when inotify is not available.
 const POLL: Duration = Duration::from_millis(50);
+
+/// How often a waiter behind others looks anyway, in case the one it waits on is alive but
+/// never moves (a stopped runner): soon near the head, rarely far back.
+const NEAR_HEAD_CHECK: Duration = Duration::from_secs(2);
+const FAR_BACK_CHECK: Duration = Duration::from_secs(30);
 
 /// What one attempt found.
 enum Turn {
     /// A slot, taken.
     Taken(Slot),
-    /// No slot yet; this many waiters are ahead (None if unknown).
-    Wait(Option<usize>),
+    /// Another waiter holds the queue lock for a moment.
+    Busy,
+    /// No slot yet: this many waiters are ahead, the nearest being `next_ahead`.
+    Wait {
+        ahead: usize,
+        next_ahead: Option<String>,
+    },
 }
 
 /// A held slot. Dropping it frees the slot and wakes the waiting runners.
@@ -93,6 +112,8 @@ struct Queue {
     layout: StateLayout,
     lock: File,
     entry: String,
+    /// Held while this runner waits: the waiter behind sleeps on it.
+    _entry_lock: File,
     max_parallel: usize,
 }
 
@@ -106,16 +127,26 @@ impl Queue {
             .unwrap_or_default()
             .max(0);
         let entry = format!("{nanos:020}-{}", record.id.simple());
-        open_lock(&dir.join(&entry))?;
+        // Locked before it is renamed into the line, so that every entry there is locked by a
+        // live waiter: one whose lock is free belongs to a runner that died.
+        let joining = dir.join(format!(".join-{entry}"));
+        let entry_lock = open_lock(&joining)?;
+        entry_lock.lock()?;
+        fs::rename(&joining, dir.join(&entry)).inspect_err(|_| {
+            let _ = fs::remove_file(&joining);
+        })?;
         Ok(Self {
             lock: open_lock(&layout.queue_lock())?,
             layout,
             dir,
             entry,
+            _entry_lock: entry_lock,
             max_parallel,
         })
     }
 
+    /// Leaves the line. The entry goes before its lock is freed (when `self` drops), so the
+    /// waiter behind, woken by the lock, finds it gone.
     fn leave(&self) {
         let _ = fs::remove_file(self.dir.join(&self.entry));
     }
@@ -141,7 +172,7 @@ impl Queue {
     fn try_take(&self, store: &FsStore) -> io::Result<Turn> {
         match self.lock.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(Turn::Wait(None)),
+            Err(TryLockError::WouldBlock) => return Ok(Turn::Busy),
             Err(TryLockError::Error(e)) => return Err(e),
         }
         let result = self.take_locked(store);
@@ -161,7 +192,7 @@ impl Queue {
             let head: Vec<String> = entries.iter().take(self.max_parallel).cloned().collect();
             let dead = self.clear_dead(store, &head);
             if dead == 0 {
-                return Ok(Turn::Wait(Some(entries.len())));
+                return Ok(Self::wait(entries));
             }
             entries.retain(|name| !head.contains(name) || self.dir.join(name).exists());
         }
@@ -175,7 +206,7 @@ impl Queue {
             }
         }
         if free.is_empty() {
-            return Ok(Turn::Wait(Some(entries.len())));
+            return Ok(Self::wait(entries));
         }
         if entries.len() >= free.len() {
             // Not our turn, unless some of those ahead belong to runners that died.
@@ -190,14 +221,44 @@ impl Queue {
                 layout: self.layout.clone(),
             }));
         }
-        Ok(Turn::Wait(Some(entries.len())))
+        Ok(Self::wait(entries))
+    }
+
+    /// Not yet: `ahead` are the entries before this one, in order.
+    fn wait(mut ahead: Vec<String>) -> Turn {
+        Turn::Wait {
+            ahead: ahead.len(),
+            next_ahead: ahead.pop(),
+        }
+    }
+
+    /// Resolves once the waiter whose entry is `name` has left the line (its lock is free).
+    /// The blocking `flock` runs on a thread of its own, which the process's exit ends if the
+    /// wait is abandoned.
+    fn left(&self, name: &str) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let path = self.dir.join(name);
+        let spawned = std::thread::Builder::new()
+            .name("ccmp-queue".into())
+            .spawn(move || {
+                if let Ok(entry) = private_file::open_read(&path)
+                    && entry.lock_shared().is_ok()
+                    && path.exists()
+                {
+                    // Still in the line with its lock free: its runner died. Waiters leave
+                    // the line before they let go of the lock.
+                    let _ = fs::remove_file(&path);
+                }
+                let _ = tx.send(());
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot wait on the queue without polling: {e}");
+        }
+        rx
     }
 }
 
 /// Waits for a slot in FIFO order. Returns `Ok(None)` if `cancel` fires first.
-///
-/// A waiter sleeps until the queue dir changes (inotify) and looks again; it polls only as a
-/// fallback, so a queue of hundreds of waiting runners costs no CPU.
 pub(crate) async fn acquire(
     store: &FsStore,
     record: &TaskRecord,
@@ -205,30 +266,70 @@ pub(crate) async fn acquire(
     cancel: &CancellationToken,
 ) -> io::Result<Option<Slot>> {
     let queue = Queue::join(store, record, max_parallel)?;
-    // Watch before the first look, so that no change between a look and a wait is missed.
-    let watch = Watch::new(&queue.dir)
-        .inspect_err(|e| tracing::warn!("cannot watch the queue, polling instead: {e}"))
-        .ok();
+    // Made when this waiter first finds itself at the head of the line, before it looks again,
+    // so that no freed slot between a look and a wait is missed.
+    let mut watch: Option<Option<Watch>> = None;
+    // The entry this waiter sleeps behind, and word of its leaving (kept across looks: a
+    // waiter far back looks many times behind the same one).
+    let mut behind: Option<(String, tokio::sync::oneshot::Receiver<()>)> = None;
     loop {
-        let pause = match queue.try_take(store) {
+        let wake: Pin<Box<dyn Future<Output = ()> + Send>> = match queue.try_take(store) {
             Ok(Turn::Taken(slot)) => return Ok(Some(slot)),
-            Ok(Turn::Wait(None)) => RETRY,
-            Ok(Turn::Wait(Some(_))) if watch.is_some() => FALLBACK,
-            Ok(Turn::Wait(Some(_))) => POLL,
+            Ok(Turn::Busy) => Box::pin(tokio::time::sleep(RETRY)),
+            Ok(Turn::Wait {
+                ahead,
+                next_ahead: Some(next),
+            }) => {
+                // A word already received cannot be awaited again: wait anew.
+                let stale = |(name, left): &mut (String, tokio::sync::oneshot::Receiver<()>)| {
+                    *name != next
+                        || left.try_recv() != Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+                };
+                if behind.as_mut().is_none_or(stale) {
+                    behind = Some((next.clone(), queue.left(&next)));
+                }
+                let left = behind.as_mut().map(|(_, left)| left);
+                let check = if ahead < 2 * max_parallel {
+                    NEAR_HEAD_CHECK
+                } else {
+                    FAR_BACK_CHECK
+                };
+                Box::pin(async move {
+                    let Some(left) = left else { return };
+                    tokio::select! {
+                        _ = left => {}
+                        () = tokio::time::sleep(check) => {}
+                    }
+                })
+            }
+            Ok(Turn::Wait {
+                next_ahead: None, ..
+            }) => match &watch {
+                None => {
+                    watch = Some(
+                        Watch::new(&queue.dir)
+                            .inspect_err(|e| {
+                                tracing::warn!("cannot watch the queue, polling instead: {e}")
+                            })
+                            .ok(),
+                    );
+                    continue;
+                }
+                Some(Some(watch)) => Box::pin(async move {
+                    tokio::select! {
+                        () = watch.changed() => {}
+                        () = tokio::time::sleep(FALLBACK) => {}
+                    }
+                }),
+                Some(None) => Box::pin(tokio::time::sleep(POLL)),
+            },
             Err(e) => {
                 queue.leave();
                 return Err(e);
             }
         };
-        let changed = async {
-            match &watch {
-                Some(watch) if pause == FALLBACK => watch.changed().await,
-                _ => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            () = changed => {}
-            () = tokio::time::sleep(pause) => {}
+            () = wake => {}
             () = cancel.cancelled() => {
                 queue.leave();
                 return Ok(None);
