@@ -30,6 +30,7 @@ struct Sizes {
     store_sizes: [usize; 2],
     idle_secs: u64,
     queue_tasks: usize,
+    waiting_tasks: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -41,6 +42,7 @@ const FULL: Sizes = Sizes {
     store_sizes: [1_000, 10_000],
     idle_secs: 30,
     queue_tasks: 20,
+    waiting_tasks: 1_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -52,6 +54,7 @@ const QUICK: Sizes = Sizes {
     store_sizes: [200, 1_000],
     idle_secs: 5,
     queue_tasks: 10,
+    waiting_tasks: 200,
 };
 
 /// One line of the results table.
@@ -669,6 +672,51 @@ fn queue_latency(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A long line of tasks waiting for one slot: what it costs while nothing moves.
+fn waiting_line(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let scene = Scene::new()?;
+    let mut server = scene.server(1)?;
+    server.initialize()?;
+    let hold = format!("FAKE_SLEEP={}", sizes.idle_secs + 600);
+    let ids: Vec<String> = std::iter::once(hold.as_str())
+        .chain(std::iter::repeat_n("FAKE_SLEEP=0", sizes.waiting_tasks))
+        .map(|prompt| {
+            server
+                .call("start_cc_task_async", json!({"prompt": prompt}))
+                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let store = FsStore::open(scene.path("state"))?;
+    let runners: Vec<i32> = ids
+        .iter()
+        .filter_map(|id| store.resolve(id).ok().and_then(|id| store.load(&id).ok()))
+        .filter_map(|r| r.runner.map(|p| p.pid))
+        .collect();
+    if runners.len() != ids.len() {
+        bail!("only {} of {} runners registered", runners.len(), ids.len());
+    }
+    // Let the line settle (every waiter has looked once and gone to sleep).
+    std::thread::sleep(Duration::from_secs(2));
+    let all: Vec<i32> = std::iter::once(server.child.id() as i32)
+        .chain(runners.iter().copied())
+        .collect();
+    let before: u64 = all.iter().map(|p| cpu_ticks(*p)).sum();
+    std::thread::sleep(Duration::from_secs(sizes.idle_secs));
+    let after: u64 = all.iter().map(|p| cpu_ticks(*p)).sum();
+    rows.push(row(
+        format!(
+            "CPU of {} tasks waiting for one slot (and the server) over {} s",
+            sizes.waiting_tasks, sizes.idle_secs
+        ),
+        format!("{:.2} CPU-s", (after - before) as f64 / 100.0),
+        "~0",
+    ));
+    for id in ids.iter().rev() {
+        let _ = server.call("cancel_task", json!({"task_id": id}));
+    }
+    Ok(())
+}
+
 /// One figure's measurement.
 type Step = fn(&Sizes, &mut Vec<Row>) -> anyhow::Result<()>;
 
@@ -681,21 +729,28 @@ fn main() -> anyhow::Result<()> {
         "ccmp-bench: binaries {}",
         workspace_bin("ccmp-mcp").display()
     );
-    let steps: [(&str, Step); 5] = [
+    // `--only <name>`: run the figures whose step name contains <name> (the store figures
+    // come with "status and list", whose server RSS the memory figure reports).
+    let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let steps: [(&str, Step); 6] = [
         ("cold start", cold_start),
         ("tools/list", tools_list),
         ("start latency", start_latency),
         ("fan-out", fan_out),
         ("queue latency", queue_latency),
+        ("waiting line", waiting_line),
     ];
-    for (name, step) in steps {
+    for (name, step) in steps.into_iter().filter(|(name, _)| wanted(name)) {
         eprintln!("ccmp-bench: {name}…");
         step(&sizes, &mut rows).with_context(|| format!("{name} failed"))?;
     }
-    eprintln!("ccmp-bench: status and list…");
-    let server_rss = status_and_list(&sizes, &mut rows)?;
-    eprintln!("ccmp-bench: memory and idle CPU ({} s)…", sizes.idle_secs);
-    memory_and_idle(&sizes, &mut rows, server_rss)?;
+    if wanted("status and list, memory and idle CPU") {
+        eprintln!("ccmp-bench: status and list…");
+        let server_rss = status_and_list(&sizes, &mut rows)?;
+        eprintln!("ccmp-bench: memory and idle CPU ({} s)…", sizes.idle_secs);
+        memory_and_idle(&sizes, &mut rows, server_rss)?;
+    }
 
     let mut widths: HashMap<usize, usize> = HashMap::new();
     let table: Vec<[String; 5]> =
