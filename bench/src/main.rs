@@ -717,6 +717,59 @@ fn waiting_line(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A process's peak resident memory so far (VmHWM), in KiB.
+fn peak_rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs one task through `server` and returns its runner's peak RSS, sampled until it exits.
+fn runner_peak(server: &mut Server, store: &FsStore, prompt: &str) -> anyhow::Result<u64> {
+    let task = server.call("start_cc_task_async", json!({"prompt": prompt}))?;
+    let id = store.resolve(task["id"].as_str().unwrap_or_default())?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut peak = 0;
+    let mut pid = None;
+    loop {
+        if pid.is_none() {
+            pid = store.load(&id)?.runner.map(|r| r.pid);
+        }
+        match pid.and_then(peak_rss_kib) {
+            Some(kib) => peak = peak.max(kib),
+            None if pid.is_some() => break,
+            None => {}
+        }
+        if Instant::now() > deadline {
+            bail!("the task did not end");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let record = store.load(&id)?;
+    if record.status != TaskStatus::Succeeded {
+        bail!("the task ended {}", record.status);
+    }
+    Ok(peak)
+}
+
+/// An agent whose result line is 50 MiB: what the runner's memory does with it.
+fn long_line(_sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let scene = Scene::new()?;
+    let mut server = scene.server(1)?;
+    server.initialize()?;
+    let store = FsStore::open(scene.path("state"))?;
+    let short = runner_peak(&mut server, &store, "FAKE_SLEEP=0")?;
+    let long = runner_peak(&mut server, &store, "FAKE_HUGE=52428800")?;
+    rows.push(Row {
+        figure: "runner peak RSS with a 50 MiB result line (VmHWM, sampled every ms)".into(),
+        value: mib(long),
+        floor: format!("{} (a short result)", mib(short)),
+        ratio: format!("{:.1}x", long as f64 / short.max(1) as f64),
+        target: "bounded, not ∝ line",
+    });
+    Ok(())
+}
+
 /// One figure's measurement.
 type Step = fn(&Sizes, &mut Vec<Row>) -> anyhow::Result<()>;
 
@@ -733,13 +786,14 @@ fn main() -> anyhow::Result<()> {
     // come with "status and list", whose server RSS the memory figure reports).
     let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
     let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
-    let steps: [(&str, Step); 6] = [
+    let steps: [(&str, Step); 7] = [
         ("cold start", cold_start),
         ("tools/list", tools_list),
         ("start latency", start_latency),
         ("fan-out", fan_out),
         ("queue latency", queue_latency),
         ("waiting line", waiting_line),
+        ("long line", long_line),
     ];
     for (name, step) in steps.into_iter().filter(|(name, _)| wanted(name)) {
         eprintln!("ccmp-bench: {name}…");

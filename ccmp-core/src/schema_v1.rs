@@ -159,6 +159,7 @@ impl From<OutcomeV1> for Outcome {
             input_tokens: tokens("input_tokens"),
             output_tokens: tokens("output_tokens"),
             result: v1.result,
+            result_bytes: None,
             error: v1.error,
             num_turns: v1.num_turns,
             cost_usd: v1.cost_usd,

@@ -110,8 +110,12 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// The signal that ended the agent, if one did.
     pub signal: Option<i32>,
-    /// The agent's final text.
+    /// The agent's final text; only its head when `result_bytes` is set.
     pub result: Option<String>,
+    /// The size of the whole result when it was too long to keep in the record (over 2 MiB):
+    /// `result` holds its first 64 KiB and the task's `result.txt` all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_bytes: Option<u64>,
     /// Why the task did not succeed, in words, with what to do about it.
     pub error: Option<String>,
     /// Turns (model calls) the agent took.

@@ -33,6 +33,7 @@ impl TaskRecord {
             signal: outcome.signal,
             is_error: claude.is_error,
             result: outcome.result,
+            result_bytes: outcome.result_bytes,
             error: outcome.error,
             session_id: self.session_id.clone(),
             num_turns: outcome.num_turns,
@@ -86,8 +87,11 @@ pub struct TaskView {
     pub signal: Option<i32>,
     /// `is_error` as Claude Code reported it.
     pub is_error: Option<bool>,
-    /// The agent's final text.
+    /// The agent's final text (its first 64 KiB when `result_bytes` is set).
     pub result: Option<String>,
+    /// Size of the whole result when it is over 2 MiB; read it all as the `result` output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_bytes: Option<u64>,
     /// Why the task did not succeed.
     pub error: Option<String>,
     /// The agent's session id (resume it with a follow-up).

@@ -78,6 +78,14 @@ fn log(ccmp: &Ccmp, record: &TaskRecord, stream: OutputSource) -> String {
     .text
 }
 
+/// The task's dir, for stores that keep tasks on disk.
+fn sandbox_task_dir(sandbox: &Sandbox, record: &TaskRecord) -> Option<std::path::PathBuf> {
+    let dir = ccmp_core::FsStore::open(sandbox.state())
+        .ok()?
+        .task_dir(&record.id);
+    dir.is_dir().then_some(dir)
+}
+
 fn assert_no_processes(record: &TaskRecord) {
     let id = record.id.to_string();
     poll(
@@ -353,7 +361,32 @@ async fn raw_output_is_kept_and_paged(kind: Kind) {
     )
     .await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
-    assert_eq!(ccmp.view(&done).result.unwrap().len(), 3_000_000);
+    // A result line over 2 MiB is streamed, not held: the record keeps the head of the result
+    // and says how long it is; the whole is read as the result output.
+    let view = ccmp.view(&done);
+    assert_eq!(view.result_bytes, Some(3_000_000));
+    assert_eq!(view.result.as_deref().map(str::len), Some(64 * 1024));
+    assert_eq!(view.num_turns, Some(1));
+    assert!(view.cost_usd.is_some() && view.session_id.is_some());
+    let mut whole = String::new();
+    let mut offset = 0;
+    loop {
+        let range = LogRange::Bytes {
+            offset,
+            limit: 1 << 20,
+        };
+        let page = ccmp.output(&done.id, OutputSource::Result, range).unwrap();
+        whole.push_str(&page.text);
+        if page.at_end {
+            break;
+        }
+        offset = page.next_offset;
+    }
+    assert!(whole.len() == 3_000_000 && whole.bytes().all(|b| b == b'x'));
+    if let Some(dir) = sandbox_task_dir(&sandbox, &done) {
+        let record = std::fs::metadata(dir.join("record.json")).unwrap().len();
+        assert!(record < 200_000, "record.json is {record} bytes");
+    }
     let id = done.id;
     let first = ccmp
         .output(

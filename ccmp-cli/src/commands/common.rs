@@ -97,6 +97,22 @@ pub async fn wait_and_report(
     let view = ccmp.view(&done);
     if json {
         print_json(&view)?;
+    } else if view.result_bytes.is_some() {
+        // Too long for the record: the whole result is read from its own file, page by page.
+        let mut offset = 0;
+        loop {
+            let range = ccmp_core::LogRange::Bytes {
+                offset,
+                limit: ccmp_core::MAX_LOG_READ,
+            };
+            let page = ccmp.output(&done.id, ccmp_core::OutputSource::Result, range)?;
+            write!(anstream::stdout(), "{}", page.text)?;
+            if page.at_end || page.next_offset == offset {
+                break;
+            }
+            offset = page.next_offset;
+        }
+        out!("");
     } else if let Some(result) = &view.result {
         out!("{result}");
     }

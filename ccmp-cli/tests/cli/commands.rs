@@ -118,6 +118,16 @@ fn run_prints_the_result_and_fails_with_the_task() {
         .assert()
         .success()
         .stdout("FAKE-DONE after 1 tool uses\n");
+    // A result too long for the record (over 2 MiB) is printed whole all the same.
+    let out = ccmp(&sandbox)
+        .args(["run", "FAKE_HUGE=3000000"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(out.len(), 3_000_001);
+    assert!(out[..3_000_000].iter().all(|b| *b == b'x'));
     ccmp(&sandbox)
         .args(["run", "FAKE_FAIL=529"])
         .assert()

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::long_line::LongResult;
 use super::{Exit, Live, Parsed, clip, describe_exit, last_lines};
 use crate::error::{SpecError, escape};
 use crate::spec::{TaskSpec, canonical_dir, check_text};
@@ -201,10 +202,39 @@ pub(crate) struct ClaudeStream {
     pub turns: u64,
     last_message_id: Option<String>,
     pub result: Option<Value>,
+    /// The length of the result text when it was too long to keep whole (only its head is in
+    /// `result`; the whole is in the task's `result.txt`).
+    pub result_bytes: Option<u64>,
     pub non_json_lines: u64,
 }
 
 impl ClaudeStream {
+    /// Takes a line too long to parse whole (see `long_line`): a result line, with the head of
+    /// its result, or another line, which is only in the stdout log.
+    pub fn feed_long(&mut self, long: LongResult) -> Parsed {
+        let Some(value) = long.value else {
+            return Parsed {
+                changed: false,
+                transcript: Some(format!(
+                    "[output] a line of {} bytes, too long to show here; it is in the stdout log",
+                    long.line_bytes
+                )),
+            };
+        };
+        let is_result = value["type"] == "result";
+        let line = serde_json::to_vec(&value).unwrap_or_default();
+        let mut parsed = self.feed(&line);
+        if is_result {
+            self.result_bytes = Some(long.result_bytes);
+            if !long.complete
+                && let Some(text) = parsed.transcript.as_mut()
+            {
+                text.push_str("\n[result] (the whole result could not be kept; only its head is)");
+            }
+        }
+        parsed
+    }
+
     /// Feeds one line of stdout (with or without its newline).
     pub fn feed(&mut self, line: &[u8]) -> Parsed {
         let trimmed = line.trim_ascii();
@@ -344,6 +374,7 @@ impl ClaudeStream {
             claude.api_error_status = result["api_error_status"].as_i64();
             claude.terminal_reason = result["terminal_reason"].as_str().map(str::to_owned);
             outcome.result = result_text(result);
+            outcome.result_bytes = self.result_bytes;
             outcome.num_turns = result["num_turns"].as_u64();
             outcome.cost_usd = result["total_cost_usd"].as_f64();
             outcome.input_tokens = result["usage"]["input_tokens"].as_u64();

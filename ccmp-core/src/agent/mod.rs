@@ -10,6 +10,7 @@
 //! The prompt never meets a shell or the agent's flag parser: it is written to the agent's stdin.
 
 mod claude;
+pub(crate) mod long_line;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -228,6 +229,13 @@ impl OutputParser {
     pub fn feed(&mut self, line: &[u8]) -> Parsed {
         match self {
             Self::Claude(stream) => stream.feed(line),
+        }
+    }
+
+    /// Takes a line too long to parse whole, as [`long_line::LongResultLine`] read it.
+    pub fn feed_long(&mut self, long: long_line::LongResult) -> Parsed {
+        match self {
+            Self::Claude(stream) => stream.feed_long(long),
         }
     }
 

@@ -81,6 +81,14 @@ impl Ccmp {
             Some(stream) => Ok(self.store.read_log(id, stream, range)?),
             None => {
                 let record = self.status(id)?;
+                if record
+                    .outcome
+                    .as_ref()
+                    .is_some_and(|o| o.result_bytes.is_some())
+                {
+                    // Too long for the record: the whole result is in its own file.
+                    return Ok(self.store.read_log(id, LogStream::Result, range)?);
+                }
                 let text = record.outcome.and_then(|o| o.result).unwrap_or_default();
                 let bytes = text.as_bytes();
                 LogChunk::read(bytes.len() as u64, range, |offset, len| {

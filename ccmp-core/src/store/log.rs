@@ -19,11 +19,13 @@ pub enum LogStream {
     Stdout,
     /// The agent's raw stderr.
     Stderr,
+    /// The agent's final answer, when it was too long to keep in the record.
+    Result,
 }
 
 impl LogStream {
     /// Every log of a task.
-    pub const ALL: [LogStream; 3] = [Self::Transcript, Self::Stdout, Self::Stderr];
+    pub const ALL: [LogStream; 4] = [Self::Transcript, Self::Stdout, Self::Stderr, Self::Result];
 
     /// File name inside a task dir.
     pub fn file_name(self) -> &'static str {
@@ -31,6 +33,7 @@ impl LogStream {
             Self::Transcript => "transcript.log",
             Self::Stdout => "stdout.jsonl",
             Self::Stderr => "stderr.log",
+            Self::Result => "result.txt",
         }
     }
 
@@ -40,6 +43,7 @@ impl LogStream {
             Self::Transcript => "transcript",
             Self::Stdout => "stdout",
             Self::Stderr => "stderr",
+            Self::Result => "result",
         }
     }
 }

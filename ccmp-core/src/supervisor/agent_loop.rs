@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rustix::process::Signal;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::unix::{self, EXEC_AGENT_CMD};
+use crate::agent::long_line::{LINE_CAP, LongResultLine};
 use crate::agent::{self, Exit, Live, OutputParser, Stop, TASK_ENV};
 use crate::process_identity::ProcessIdentity;
 use crate::store::{LogStream, TaskStore};
@@ -165,7 +166,7 @@ pub(crate) async fn run_agent(
     }
     let (live_tx, mut live_rx) = watch::channel(Live::default());
     let stdout_task = child.stdout.take().map(|stdout| {
-        let logs = open_logs(store, &record);
+        let logs = open_logs(&ctx.store, &record);
         tokio::spawn(read_stdout(stdout, logs, kind.parser(), live_tx))
     });
     let stderr_tail = Arc::new(Mutex::new(Vec::new()));
@@ -328,9 +329,12 @@ fn update_progress(record: &mut TaskRecord, state: &Live) -> bool {
 struct Logs {
     stdout: Option<Box<dyn Write + Send>>,
     transcript: Option<Box<dyn Write + Send>>,
+    /// To open the task's `result.txt`, only if a result too long for the record comes.
+    store: Arc<dyn TaskStore>,
+    id: crate::id::TaskId,
 }
 
-fn open_logs(store: &dyn TaskStore, record: &TaskRecord) -> Logs {
+fn open_logs(store: &Arc<dyn TaskStore>, record: &TaskRecord) -> Logs {
     let open = |stream| match store.log_writer(&record.id, stream) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -341,35 +345,85 @@ fn open_logs(store: &dyn TaskStore, record: &TaskRecord) -> Logs {
     Logs {
         stdout: open(LogStream::Stdout),
         transcript: open(LogStream::Transcript),
+        store: store.clone(),
+        id: record.id,
     }
 }
 
+/// Reads the agent's stdout: every byte goes to the stdout log as it comes, and each line to
+/// the parser. Lines longer than [`LINE_CAP`] are not held whole but streamed through a
+/// [`LongResultLine`], so memory does not grow with the agent's longest line.
 async fn read_stdout(
-    stdout: tokio::process::ChildStdout,
+    mut stdout: tokio::process::ChildStdout,
     mut logs: Logs,
     mut parser: OutputParser,
     live_tx: watch::Sender<Live>,
 ) -> OutputParser {
-    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-    let mut line = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    let mut line: Vec<u8> = Vec::new();
+    let mut long: Option<LongResultLine> = None;
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
+        let n = match stdout.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
+            Ok(n) => n,
+        };
         if let Some(log) = logs.stdout.as_mut() {
-            let _ = log.write_all(&line);
+            let _ = log.write_all(&buf[..n]);
         }
-        let parsed = parser.feed(&line);
-        if let (Some(text), Some(log)) = (parsed.transcript, logs.transcript.as_mut()) {
-            let _ = writeln!(log, "{text}");
-        }
-        if parsed.changed {
-            live_tx.send_replace(parser.live().clone());
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let newline = rest.iter().position(|b| *b == b'\n');
+            let piece = &rest[..newline.unwrap_or(rest.len())];
+            rest = newline.map_or(&[][..], |i| &rest[i + 1..]);
+            match &mut long {
+                Some(scanner) => scanner.feed(piece),
+                None if line.len() + piece.len() > LINE_CAP => {
+                    let (store, id) = (logs.store.clone(), logs.id);
+                    let mut scanner = LongResultLine::new(Box::new(move || {
+                        store
+                            .log_writer(&id, LogStream::Result)
+                            .inspect_err(|e| {
+                                tracing::warn!("cannot keep the agent's long result: {e:#}");
+                            })
+                            .ok()
+                    }));
+                    scanner.feed(&line);
+                    scanner.feed(piece);
+                    long = Some(scanner);
+                    line = Vec::new();
+                }
+                None => line.extend_from_slice(piece),
+            }
+            if newline.is_some() {
+                end_line(&mut parser, &mut line, long.take(), &mut logs, &live_tx);
+            }
         }
     }
+    if long.is_some() || !line.is_empty() {
+        end_line(&mut parser, &mut line, long, &mut logs, &live_tx);
+    }
     parser
+}
+
+/// Hands a whole line to the parser, and what it makes of it to the transcript and to `live`.
+fn end_line(
+    parser: &mut OutputParser,
+    line: &mut Vec<u8>,
+    long: Option<LongResultLine>,
+    logs: &mut Logs,
+    live_tx: &watch::Sender<Live>,
+) {
+    let parsed = match long {
+        None => parser.feed(line),
+        Some(scanner) => parser.feed_long(scanner.finish()),
+    };
+    line.clear();
+    if let (Some(text), Some(log)) = (parsed.transcript, logs.transcript.as_mut()) {
+        let _ = writeln!(log, "{text}");
+    }
+    if parsed.changed {
+        live_tx.send_replace(parser.live().clone());
+    }
 }
 
 async fn copy_stderr(
