@@ -98,6 +98,9 @@ pub struct AgentProcess {
     pub identity: ProcessIdentity,
     /// Its process group id (equal to its pid: it leads its own group).
     pub pgid: i32,
+    /// The cgroup (v2) its whole tree runs in, where the machine allowed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// How a task ended, in terms every agent shares, plus what only its agent reports.

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use super::cgroup;
 use super::unix::{self, EXEC_AGENT_CMD};
 use crate::agent::long_line::{LINE_CAP, LongResultLine};
 use crate::agent::{self, Exit, Live, OutputParser, Stop, TASK_ENV};
@@ -127,9 +128,19 @@ pub(crate) async fn run_agent(
         );
         return finish_early(store, record, TaskStatus::Failed, error).await;
     }
+    // The agent's tree runs in a cgroup of its own where the machine allows one: the trampoline
+    // enters it before it execs the agent (without one, the agent is moved just after it
+    // starts, and what it forks in between escapes the cgroup but not the marker sweep).
+    let cgroup = cgroup::create(&record.id);
+    if let (Some(dir), true) = (&cgroup, ctx.trampoline.is_some()) {
+        command.env(unix::CGROUP_ENV, dir);
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
+            if let Some(dir) = &cgroup {
+                cgroup::kill(dir);
+            }
             let why = match e.kind() {
                 std::io::ErrorKind::NotFound => "it is not there any more".to_owned(),
                 std::io::ErrorKind::PermissionDenied => {
@@ -149,9 +160,13 @@ pub(crate) async fn run_agent(
     record.status = TaskStatus::Running;
     record.started_at = Some(Utc::now());
     record.progress = Some("starting".into());
+    if let (Some(dir), None) = (&cgroup, &ctx.trampoline) {
+        let _ = cgroup::enter(dir, pid as u32);
+    }
     record.agent_process = ProcessIdentity::of(pid).ok().map(|identity| AgentProcess {
         identity,
         pgid: pid,
+        cgroup: cgroup.clone(),
     });
     save_soft(store, &record);
 
@@ -221,7 +236,7 @@ pub(crate) async fn run_agent(
     let id = record.id;
     let reap = ctx.reap_orphans;
     let _ = tokio::task::spawn_blocking(move || {
-        let swept = unix::sweep_task(&id);
+        let swept = unix::sweep_task(&id, cgroup.as_deref());
         if reap {
             unix::reap_children();
         }

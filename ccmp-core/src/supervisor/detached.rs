@@ -182,7 +182,8 @@ impl Supervisor for DetachedSupervisor {
             }
         };
         let id = record.id;
-        unix::sweep_task(&id);
+        let cgroup = record.agent_process.as_ref().and_then(|a| a.cgroup.clone());
+        unix::sweep_task(&id, cgroup.as_deref());
         record.progress = Some("lost".into());
         record.finish(TaskStatus::Lost, Outcome::failure(error));
         self.store.save(&record)?;

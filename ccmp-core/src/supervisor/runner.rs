@@ -77,6 +77,7 @@ fn lock_runner(store: &FsStore, id: &TaskId) -> Result<File, StoreError> {
 
 fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
     unix::leave_session();
+    super::cgroup::leave_task_cgroup();
     if let Err(e) = unix::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }

@@ -76,9 +76,16 @@ pub(crate) fn marked_processes(task: &TaskId) -> Vec<i32> {
     found
 }
 
-/// Kills (SIGKILL) every process of the task's tree, repeating until none is left or a few
-/// rounds have passed (a process may fork while being swept). Returns how many were killed.
-pub(crate) fn sweep_task(task: &TaskId) -> usize {
+/// The environment variable that tells the exec trampoline which cgroup to enter.
+pub(crate) const CGROUP_ENV: &str = "CCMP_AGENT_CGROUP";
+
+/// Kills (SIGKILL) every process of the task's tree: all of its cgroup, if it has one, then
+/// every process that carries its marker, repeating until none is left or a few rounds have
+/// passed (a process may fork while being swept). Returns how many marked ones were killed.
+pub(crate) fn sweep_task(task: &TaskId, cgroup: Option<&std::path::Path>) -> usize {
+    if let Some(dir) = cgroup {
+        super::cgroup::kill(dir);
+    }
     let mut killed = 0;
     for round in 0..20 {
         let pids = marked_processes(task);
@@ -143,7 +150,17 @@ pub(crate) fn exec_agent(mut args: impl Iterator<Item = OsString>) -> ExitCode {
         ));
         return ExitCode::from(126);
     }
-    let err = Command::new(&program).args(args).exec();
+    // Enter the task's cgroup before becoming the agent: everything it starts is born inside.
+    let mut agent = Command::new(&program);
+    if let Some(dir) = std::env::var_os(CGROUP_ENV) {
+        agent.env_remove(CGROUP_ENV);
+        if let Err(e) = super::cgroup::enter(std::path::Path::new(&dir), std::process::id()) {
+            say(format_args!(
+                "ccmp: cannot enter the task's cgroup ({e}); only the marker sweep applies"
+            ));
+        }
+    }
+    let err = agent.args(args).exec();
     say(format_args!(
         "ccmp: cannot run the agent `{}`: {err}",
         program.to_string_lossy()

@@ -23,7 +23,9 @@
 //! `FAKE_HUGE=<bytes>` (a long answer), `FAKE_BINARY[=<bytes>]` (non-JSON, non-UTF-8 lines on stdout),
 //! `FAKE_EXIT=<code>` (crash with this code before the result), `FAKE_RECORD=<file>` (append
 //! `start`/`end` lines with timestamps, to check `max_parallel`), `FAKE_BASH=<program>` (run a
-//! program in a session of its own and wait for it, as the Bash tool runs a command).
+//! program in a session of its own and wait for it, as the Bash tool runs a command),
+//! `FAKE_REFORK` / `FAKE_REEXEC` (leave a background process that keeps re-forking or
+//! re-exec'ing itself, to test the end-of-task sweep).
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -53,6 +55,9 @@ fn main() -> ExitCode {
         std::thread::sleep(Duration::from_secs(3600));
         return ExitCode::SUCCESS;
     }
+    if let Some(mode @ ("--fake-refork" | "--fake-reexec")) = args.first().map(String::as_str) {
+        return hand_on(mode);
+    }
     match run(args) {
         Ok(code) => code,
         Err(Failure { message, code }) => {
@@ -60,6 +65,30 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// A background process that will not stay put, in a session of its own: `--fake-refork`
+/// starts its successor and exits every few milliseconds (its pid keeps changing), and
+/// `--fake-reexec` execs itself every few milliseconds (its environment reads empty while it
+/// is inside `execve`). One is alive at a time, so the machine is never flooded.
+fn hand_on(mode: &str) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let _ = rustix::process::setsid();
+    std::thread::sleep(Duration::from_millis(3));
+    let Ok(exe) = std::env::current_exe() else {
+        return ExitCode::FAILURE;
+    };
+    let mut next = Command::new(exe);
+    next.arg(mode)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if mode == "--fake-reexec" {
+        let _ = next.exec();
+        return ExitCode::FAILURE;
+    }
+    let _ = next.spawn();
+    ExitCode::SUCCESS
 }
 
 struct Failure {
@@ -510,6 +539,21 @@ async fn work(
             .spawn()
             .map_err(|e| fail(e.to_string()))?;
         eprintln!("grandchild:{}", child.id());
+    }
+    for (knob, mode) in [
+        ("FAKE_REFORK", "--fake-refork"),
+        ("FAKE_REEXEC", "--fake-reexec"),
+    ] {
+        if knobs.contains_key(knob) {
+            let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+            Command::new(exe)
+                .arg(mode)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| fail(e.to_string()))?;
+        }
     }
     if let Some(program) = knobs.get("FAKE_BASH") {
         // Claude Code's Bash tool runs each command in a session of its own, with the agent's
