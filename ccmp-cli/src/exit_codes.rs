@@ -16,6 +16,8 @@ pub const TIMED_OUT: u8 = 4;
 pub const TASK_ACTIVE: u8 = 5;
 /// ccmp itself failed: the state dir, a runner, the agent program.
 pub const FAILURE: u8 = 6;
+/// Ctrl-C stopped the wait (`run`, `start --wait`, `reply --wait`, `wait`); the tasks go on.
+pub const INTERRUPTED: u8 = 130;
 
 /// The text for `--help`.
 pub const HELP: &str = "\
@@ -26,7 +28,8 @@ Exit codes:
   3  task not found, or the id is ambiguous
   4  wait timed out with tasks still running
   5  the task is still running (cleanup without --force, reply)
-  6  ccmp failed (state dir, runner, agent program)";
+  6  ccmp failed (state dir, runner, agent program)
+  130  Ctrl-C stopped the wait; the task keeps running (`ccmp cancel ID` stops it)";
 
 /// The exit code for an error.
 pub fn for_error(err: &anyhow::Error) -> ExitCode {

@@ -84,3 +84,45 @@ pub fn short_path(path: &std::path::Path) -> String {
     }
     path.display().to_string()
 }
+
+/// A cost in dollars as people read it: `$0.05`, `$1.24`, `<$0.01`.
+pub fn cost(usd: f64) -> String {
+    if usd > 0.0 && usd < 0.005 {
+        "<$0.01".to_owned()
+    } else {
+        format!("${usd:.2}")
+    }
+}
+
+/// How a task ended, in one line: `3f9a1c2e succeeded in 20s · 4 turns · $0.05`, with the
+/// reason after a colon when it did not succeed.
+pub fn outcome_line(view: &ccmp_core::TaskView) -> String {
+    let mut line = format!("{} {}", bold(&view.short_id), state(view.status));
+    if let Some(secs) = view.elapsed_s {
+        line.push_str(&format!(" in {}", duration(secs.round() as i64)));
+    }
+    if let Some(turns) = view.num_turns {
+        line.push_str(&format!(
+            " · {turns} turn{}",
+            if turns == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(usd) = view.cost_usd {
+        line.push_str(&format!(" · {}", cost(usd)));
+    }
+    if !view.status.is_success()
+        && let Some(error) = &view.error
+    {
+        line.push_str(&format!(": {}", head(error, 300)));
+    }
+    line
+}
+
+/// The width to lay tables out in: `COLUMNS` if set (as many tools honour it), else the
+/// terminal's; none when stdout is not a terminal.
+pub fn terminal_width() -> Option<u16> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(|| terminal_size::terminal_size().map(|(width, _)| width.0))
+}

@@ -418,6 +418,15 @@ mod fs_only {
             !shared.join("tasks").exists(),
             "an unsafe state dir was written to"
         );
+        // A shared dir like /tmp (sticky, writable by all) must not be advised to be chmod'ed.
+        let sticky = dir.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = open_err(&sticky);
+        assert!(
+            err.contains("shared directory") && !err.contains("chmod"),
+            "{err}"
+        );
         // Owned by someone else (root can hand it over).
         if rustix::process::geteuid().is_root() {
             let theirs = dir.path().join("theirs");

@@ -43,15 +43,25 @@ pub fn read_prompt(arg: Option<String>) -> anyhow::Result<String> {
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    // Serialized first, so that a closed pipe is an io::Error (a quiet end), not a JSON error.
+    let text = serde_json::to_string_pretty(value)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    writeln!(out, "{text}")?;
     Ok(())
 }
 
+/// How a wait for one task ended.
+pub enum Waited {
+    /// The task ended.
+    Ended(TaskRecord),
+    /// Ctrl-C: the wait stopped, the task goes on.
+    Interrupted(TaskRecord),
+}
+
 /// Waits for a task to finish, showing its progress on stderr when stderr is a terminal: a loop
-/// over the core's change stream, redrawn by the spinner's own tick.
-pub async fn wait_with_progress(ccmp: &Ccmp, record: &TaskRecord) -> anyhow::Result<TaskRecord> {
+/// over the core's change stream, redrawn by the spinner's own tick. Ctrl-C ends the wait, not
+/// the task.
+pub async fn wait_with_progress(ccmp: &Ccmp, record: &TaskRecord) -> anyhow::Result<Waited> {
     let started = Arc::new(Mutex::new(record.started_at));
     let clock = started.clone();
     let style = ProgressStyle::with_template("{spinner} {prefix} {ran}: {msg}")
@@ -69,7 +79,17 @@ pub async fn wait_with_progress(ccmp: &Ccmp, record: &TaskRecord) -> anyhow::Res
     bar.enable_steady_tick(Duration::from_millis(120));
     let mut changes = ccmp.watch(&[record.id]);
     let mut last = record.clone();
-    while let Some(batch) = changes.next().await {
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    loop {
+        let batch = tokio::select! {
+            batch = changes.next() => batch,
+            _ = &mut interrupt => {
+                bar.finish_and_clear();
+                return Ok(Waited::Interrupted(last));
+            }
+        };
+        let Some(batch) = batch else { break };
         for current in batch? {
             *started.lock().unwrap_or_else(|e| e.into_inner()) = current.started_at;
             bar.set_prefix(format!("{} {}", current.id.short(), current.status));
@@ -83,49 +103,72 @@ pub async fn wait_with_progress(ccmp: &Ccmp, record: &TaskRecord) -> anyhow::Res
         }
     }
     bar.finish_and_clear();
-    Ok(last)
+    Ok(Waited::Ended(last))
 }
 
-/// Waits for a task with a progress display, then prints its result (or its JSON view) on stdout
-/// and, if it did not succeed, why on stderr. Exits 0 only if it succeeded.
+/// Says on stderr that Ctrl-C left the task running, and how to stop it; exit code 130, as
+/// for any command a SIGINT ended.
+pub fn report_interrupted(record: &TaskRecord) -> std::process::ExitCode {
+    let short = record.id.short();
+    err!(
+        "{short} keeps running in the background; `ccmp cancel {short}` stops it, `ccmp wait {short}` waits again"
+    );
+    std::process::ExitCode::from(crate::exit_codes::INTERRUPTED)
+}
+
+/// Waits for a task with a progress display, then prints its result (or its JSON view) on
+/// stdout, and how it ended on stderr. A task that did not succeed prints nothing on stdout but
+/// its JSON view with `json`: its error is not a result. Exits 0 only if it succeeded.
 pub async fn wait_and_report(
     ccmp: &Ccmp,
     record: &TaskRecord,
     json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let done = wait_with_progress(ccmp, record).await?;
+    let done = match wait_with_progress(ccmp, record).await? {
+        Waited::Ended(done) => done,
+        Waited::Interrupted(last) => return Ok(report_interrupted(&last)),
+    };
     let view = ccmp.view(&done);
+    let succeeded = done.status.is_success();
     if json {
         print_json(&view)?;
-    } else if view.result_bytes.is_some() {
-        // Too long for the record: the whole result is read from its own file, page by page.
-        let mut offset = 0;
-        loop {
-            let range = ccmp_core::LogRange::Bytes {
-                offset,
-                limit: ccmp_core::MAX_LOG_READ,
-            };
-            let page = ccmp.output(&done.id, ccmp_core::OutputSource::Result, range)?;
-            write!(anstream::stdout(), "{}", page.text)?;
-            if page.at_end || page.next_offset == offset {
-                break;
-            }
-            offset = page.next_offset;
+    } else if succeeded {
+        print_result(ccmp, &done, &view)?;
+    }
+    if !json || !succeeded {
+        err!("{}", crate::render::outcome_line(&view));
+    }
+    Ok(if succeeded {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(crate::exit_codes::TASK_FAILED)
+    })
+}
+
+/// Prints a finished task's whole result on stdout.
+fn print_result(ccmp: &Ccmp, done: &TaskRecord, view: &ccmp_core::TaskView) -> anyhow::Result<()> {
+    if view.result_bytes.is_none() {
+        if let Some(result) = &view.result {
+            out!("{result}");
         }
-        out!("");
-    } else if let Some(result) = &view.result {
-        out!("{result}");
+        return Ok(());
     }
-    if done.status.is_success() {
-        return Ok(std::process::ExitCode::SUCCESS);
+    // Too long for the record: the whole result is read from its own file, page by page.
+    let mut offset = 0;
+    loop {
+        let range = ccmp_core::LogRange::Bytes {
+            offset,
+            limit: ccmp_core::MAX_LOG_READ,
+        };
+        let page = ccmp.output(&done.id, ccmp_core::OutputSource::Result, range)?;
+        write!(anstream::stdout(), "{}", page.text)?;
+        if page.at_end || page.next_offset == offset {
+            break;
+        }
+        offset = page.next_offset;
     }
-    err!(
-        "{} {}: {}",
-        view.short_id,
-        crate::render::state(done.status),
-        view.error.as_deref().unwrap_or("")
-    );
-    Ok(std::process::ExitCode::from(crate::exit_codes::TASK_FAILED))
+    out!("");
+    Ok(())
 }
 
 /// Prints a task that was just started: its short id, or its JSON view with `json`.

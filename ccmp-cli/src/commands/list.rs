@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use ccmp_core::{Ccmp, ListQuery, TaskStatus};
 use clap::Args;
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Row, Table, presets};
 use serde::Serialize;
 
 use super::common::print_json;
-use crate::render::{age, head, short_path, state};
+use crate::render::{age, cost, duration, head, short_path, state, terminal_width};
 
 /// List tasks: queued and running ones, or all with --all.
 #[derive(Debug, Args)]
@@ -55,34 +55,45 @@ pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
         err!("no tasks{hint}");
         return Ok(ExitCode::SUCCESS);
     }
+    let width = terminal_width();
+    // Below 100 columns, the age and the dir give way, so that the prompt keeps some room.
+    let wide = width.is_none_or(|w| w >= 100);
+    let columns: Vec<Column> = Column::ALL
+        .into_iter()
+        .filter(|c| wide || !matches!(c, Column::Age | Column::Dir))
+        .collect();
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["ID", "STATE", "AGE", "MODEL", "DIR", "PROMPT"]);
-    if let Some((width, _)) = terminal_size::terminal_size() {
-        table.set_width(width.0);
+        .set_truncation_indicator("…");
+    let mut header = Row::from(columns.iter().map(|c| c.title()));
+    header.max_height(1);
+    table.set_header(header);
+    if let Some(width) = width {
+        table.set_width(width);
+    }
+    // Everything but the prompt keeps its width; the prompt takes what is left, on one line.
+    for index in 0..columns.len() - 1 {
+        if let Some(column) = table.column_mut(index) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
     }
     for record in &list.tasks {
         let view = ccmp.view(record);
-        table.add_row([
-            view.short_id.clone(),
-            state(view.status),
-            age(view.created_at),
-            view.model.clone().unwrap_or_else(|| "-".into()),
-            short_path(&view.working_dir),
-            head(&view.prompt, 60),
-        ]);
+        let mut row = Row::from(columns.iter().map(|c| c.cell(&view)));
+        row.max_height(1);
+        table.add_row(row);
     }
     for damaged in &list.damaged {
-        table.add_row([
-            damaged.short_id.clone(),
-            "damaged".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            head(&damaged.reason, 60),
-        ]);
+        let mut row = Row::from(columns.iter().map(|c| match c {
+            Column::Id => damaged.short_id.clone(),
+            Column::State => "damaged".into(),
+            Column::Prompt => head(&damaged.reason, 200),
+            _ => "-".into(),
+        }));
+        row.max_height(1);
+        table.add_row(row);
     }
     out!("{table}");
     if list.total > list.tasks.len() {
@@ -93,4 +104,74 @@ pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A column of the task table.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Id,
+    State,
+    Age,
+    Time,
+    Cost,
+    Model,
+    Dir,
+    Prompt,
+}
+
+impl Column {
+    const ALL: [Column; 8] = [
+        Self::Id,
+        Self::State,
+        Self::Age,
+        Self::Time,
+        Self::Cost,
+        Self::Model,
+        Self::Dir,
+        Self::Prompt,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Id => "ID",
+            Self::State => "STATE",
+            Self::Age => "AGE",
+            Self::Time => "TIME",
+            Self::Cost => "COST",
+            Self::Model => "MODEL",
+            Self::Dir => "DIR",
+            Self::Prompt => "PROMPT",
+        }
+    }
+
+    fn cell(self, view: &ccmp_core::TaskView) -> String {
+        match self {
+            Self::Id => view.short_id.clone(),
+            Self::State => state(view.status),
+            Self::Age => age(view.created_at),
+            Self::Time => view
+                .elapsed_s
+                .map_or_else(|| "-".into(), |s| duration(s.round() as i64)),
+            Self::Cost => view.cost_usd.map_or_else(|| "-".into(), cost),
+            Self::Model => view.model.clone().unwrap_or_else(|| "-".into()),
+            Self::Dir => {
+                let dir = short_path(&view.working_dir);
+                // A worktree task works on its own branch, not in the checkout shown.
+                if view.worktree.is_some() {
+                    format!("{dir} ⎇")
+                } else {
+                    dir
+                }
+            }
+            Self::Prompt => {
+                let prompt = head(&view.prompt, 200);
+                match (&view.progress, view.status) {
+                    (Some(progress), TaskStatus::Running) => {
+                        format!("[{}] {prompt}", head(progress, 40))
+                    }
+                    _ => prompt,
+                }
+            }
+        }
+    }
 }

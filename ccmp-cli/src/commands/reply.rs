@@ -12,8 +12,10 @@ use super::common::{print_started, read_prompt, wait_and_report};
 pub struct ReplyArgs {
     /// The finished task's id or a unique prefix.
     pub id: String,
-    /// The follow-up; `-` (or nothing, with a pipe) reads it from stdin.
-    pub prompt: Option<String>,
+    /// The follow-up, quoted or as several words; `-` (or nothing, with a pipe) reads it from
+    /// stdin.
+    #[arg(value_name = "PROMPT", num_args = 0..)]
+    pub prompt: Vec<String>,
     /// Wait for the follow-up to finish and print its result.
     #[arg(long)]
     pub wait: bool,
@@ -23,7 +25,7 @@ pub struct ReplyArgs {
 }
 
 pub async fn run(ccmp: &Ccmp, args: ReplyArgs) -> anyhow::Result<ExitCode> {
-    let prompt = read_prompt(args.prompt)?;
+    let prompt = read_prompt(super::task_options::join_words(args.prompt))?;
     let id = ccmp.resolve(&args.id)?;
     let record = ccmp.follow_up(&id, prompt)?;
     if !args.wait {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use ccmp_core::Ccmp;
 use clap::Args;
 
-use super::common::{print_json, print_started, wait_with_progress};
+use super::common::{Waited, print_json, print_started, report_interrupted, wait_with_progress};
 use super::task_options::TaskOptions;
 use crate::exit_codes;
 
@@ -31,19 +31,20 @@ pub async fn run(ccmp: &Ccmp, args: StartArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         out!("{}", record.id.short());
     }
-    let done = wait_with_progress(ccmp, &record).await?;
+    let done = match wait_with_progress(ccmp, &record).await? {
+        Waited::Ended(done) => done,
+        Waited::Interrupted(last) => return Ok(report_interrupted(&last)),
+    };
+    let view = ccmp.view(&done);
     if args.json {
-        print_json(&ccmp.view(&done))?;
+        print_json(&view)?;
     }
-    if done.status.is_success() {
-        Ok(ExitCode::SUCCESS)
+    if !args.json || !done.status.is_success() {
+        err!("{}", crate::render::outcome_line(&view));
+    }
+    Ok(if done.status.is_success() {
+        ExitCode::SUCCESS
     } else {
-        err!(
-            "{} {}: {}",
-            done.id.short(),
-            crate::render::state(done.status),
-            done.error().unwrap_or("")
-        );
-        Ok(ExitCode::from(exit_codes::TASK_FAILED))
-    }
+        ExitCode::from(exit_codes::TASK_FAILED)
+    })
 }

@@ -12,8 +12,10 @@ use crate::exit_codes::UsageError;
 /// Options for a new task (`start`, `run`).
 #[derive(Debug, Args)]
 pub struct TaskOptions {
-    /// What Claude Code should do; `-` (or nothing, with a pipe) reads it from stdin.
-    pub prompt: Option<String>,
+    /// What Claude Code should do: quoted or as several words (`ccmp start fix the bug -C
+    /// src`); `-` (or nothing, with a pipe) reads it from stdin.
+    #[arg(value_name = "PROMPT", num_args = 0..)]
+    pub prompt: Vec<String>,
     /// Directory to work in (default: the current directory).
     #[arg(short = 'C', long, value_name = "DIR")]
     pub working_dir: Option<PathBuf>,
@@ -72,10 +74,15 @@ impl From<ClaudeArgs> for ClaudeOptions {
     }
 }
 
+/// Words given as the prompt, joined with spaces as the shell split them; none is no prompt.
+pub fn join_words(words: Vec<String>) -> Option<String> {
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
 impl TaskOptions {
     /// The core request.
     pub fn into_request(self) -> anyhow::Result<TaskRequest> {
-        let prompt = read_prompt(self.prompt)?;
+        let prompt = read_prompt(join_words(self.prompt))?;
         let mut env = BTreeMap::new();
         for pair in self.env {
             let (name, value) = pair

@@ -132,8 +132,9 @@ fn run_prints_the_result_and_fails_with_the_task() {
         .args(["run", "FAKE_FAIL=529"])
         .assert()
         .code(1)
+        .stdout("")
         .stderr(predicate::str::contains(
-            "failed: the model API failed with HTTP 529",
+            " · 1 turn · $0.00: the model API failed with HTTP 529",
         ));
     let out = ccmp(&sandbox)
         .args(["run", "--json", "FAKE_EXIT=4"])
@@ -157,12 +158,12 @@ fn wait_reports_each_task_and_its_exit_code() {
         .args(["wait", &ok])
         .assert()
         .success()
-        .stdout(predicate::str::contains(format!("{ok}  succeeded")));
+        .stdout(predicate::str::contains(format!("{ok} succeeded in")));
     ccmp(&sandbox)
         .args(["wait", &ok, &bad])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(format!("{bad}  failed")));
+        .stdout(predicate::str::contains(format!("{bad} failed in")));
     ccmp(&sandbox)
         .args(["wait", &hang, "--timeout", "0.3"])
         .assert()
@@ -257,7 +258,7 @@ fn logs_follow_a_running_task_until_it_ends() {
     assert!(
         text.contains("[session]")
             && text.contains("tool Bash")
-            && text.contains("[result] success"),
+            && text.contains("[result] succeeded"),
         "{text}"
     );
     assert_eq!(status_json(&sandbox, &id)["status"], "succeeded");

@@ -60,6 +60,10 @@ fn help() {
     );
 }
 
+fn stderr(cmd: &mut assert_cmd::Command) -> String {
+    String::from_utf8(cmd.assert().get_output().stderr.clone()).unwrap()
+}
+
 #[test]
 fn list_and_status() {
     let sandbox = Sandbox::new();
@@ -67,14 +71,30 @@ fn list_and_status() {
     until_state(&sandbox, &done, "succeeded");
     let failed = start(&sandbox, "Refactor database.py to async FAKE_FAIL=529");
     until_state(&sandbox, &failed, "failed");
+    let running = start(
+        &sandbox,
+        "Add type hints to every function in api.py and keep the public names FAKE_HANG",
+    );
+    ccmp_tests::poll(std::time::Duration::from_secs(30), "progress", || {
+        (crate::status_json(&sandbox, &running)["progress"] == "started").then_some(())
+    });
     let filters = filters(&sandbox);
     let filters: Vec<(&str, &str)> = filters
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     insta::with_settings!({ filters => filters }, {
-        insta::assert_snapshot!("list_all", stdout(ccmp(&sandbox).args(["list", "--all"])));
+        // On a narrow terminal the prompt gives way first; model ids stay whole.
+        insta::assert_snapshot!("list_all_70", stdout(ccmp(&sandbox).args(["list", "--all"]).env("COLUMNS", "70")));
+        insta::assert_snapshot!("list_all_120", stdout(ccmp(&sandbox).args(["list", "--all"]).env("COLUMNS", "120")));
         insta::assert_snapshot!("status_succeeded", stdout(ccmp(&sandbox).args(["status", &done])));
         insta::assert_snapshot!("status_failed", stdout(ccmp(&sandbox).args(["status", &failed])));
+        // `wait` prints each task as it ends, with how it ended.
+        insta::assert_snapshot!("wait_lines", stdout(ccmp(&sandbox).args(["wait", &done]))
+            + &String::from_utf8(ccmp(&sandbox).args(["wait", &failed]).assert().code(1).get_output().stdout.clone()).unwrap());
+        // `run` ends with an outcome line on stderr; stdout is the result alone.
+        insta::assert_snapshot!("run_outcome_succeeded", stderr(ccmp(&sandbox).args(["run", "FAKE_TOOLS=3"])));
+        insta::assert_snapshot!("run_outcome_failed", stderr(ccmp(&sandbox).args(["run", "FAKE_FAIL=529"])));
     });
+    ccmp(&sandbox).args(["cancel", &running]).assert().success();
 }

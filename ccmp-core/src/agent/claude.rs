@@ -206,6 +206,9 @@ pub(crate) struct ClaudeStream {
     /// `result`; the whole is in the task's `result.txt`).
     pub result_bytes: Option<u64>,
     pub non_json_lines: u64,
+    /// A fingerprint of the last text the agent wrote, so that a result that repeats it is not
+    /// written to the transcript twice.
+    last_text: Option<u64>,
 }
 
 impl ClaudeStream {
@@ -271,13 +274,7 @@ impl ClaudeStream {
                 )))
             }
             ("system", "api_retry") => {
-                let line = format!(
-                    "API retry {}/{} after error {} ({})",
-                    value["attempt"],
-                    value["max_retries"],
-                    value["error_status"],
-                    value["error"].as_str().unwrap_or("?")
-                );
+                let line = retry_text(&value);
                 self.live.progress = Some(format!("turn {}: {}", self.turns.max(1), line));
                 changed(Some(format!("[retry] {line}")))
             }
@@ -307,11 +304,9 @@ impl ClaudeStream {
                         }
                         Some("text") => {
                             self.live.progress = Some(format!("turn {}: writing", self.turns));
-                            lines.push(format!(
-                                "[turn {}] {}",
-                                self.turns,
-                                block["text"].as_str().unwrap_or_default()
-                            ));
+                            let text = block["text"].as_str().unwrap_or_default();
+                            self.last_text = Some(fingerprint(text.trim()));
+                            lines.push(indented(&format!("[turn {}] ", self.turns), text));
                         }
                         Some("thinking") => {
                             self.live.progress = Some(format!("turn {}: thinking", self.turns));
@@ -334,7 +329,7 @@ impl ClaudeStream {
                         } else {
                             "tool result"
                         };
-                        lines.push(format!("  [{tag}] {}", clip(&content, 300)));
+                        lines.push(indented(&format!("  [{tag}] "), &clip(&content, 300)));
                     }
                 }
                 unchanged((!lines.is_empty()).then(|| lines.join("\n")))
@@ -343,14 +338,7 @@ impl ClaudeStream {
                 if let Some(session) = value["session_id"].as_str() {
                     self.live.session_id = Some(session.to_owned());
                 }
-                let line = format!(
-                    "[result] {} (is_error {}, turns {}, cost ${}): {}",
-                    subtype,
-                    value["is_error"],
-                    value["num_turns"],
-                    value["total_cost_usd"],
-                    result_text(&value).unwrap_or_default()
-                );
+                let line = result_lines(&value, self.last_text);
                 self.result = Some(value);
                 changed(Some(line))
             }
@@ -413,6 +401,88 @@ impl ClaudeStream {
         outcome.error = error;
         outcome.agent = Some(super::AgentOutcome::Claude(claude));
         (succeeded, outcome)
+    }
+}
+
+/// A text's fingerprint (texts can be long; only equality matters).
+fn fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// `prefix` and `text`, with the text's further lines indented to sit under its first.
+fn indented(prefix: &str, text: &str) -> String {
+    let pad = " ".repeat(prefix.chars().count());
+    let mut out = String::from(prefix);
+    for (n, line) in text.trim_end().lines().enumerate() {
+        if n > 0 {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str(&pad);
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// An `api_retry` line in words: `API retry 2/10 in 1.1s: overloaded (HTTP 529)`.
+fn retry_text(value: &Value) -> String {
+    let error = value["error"]
+        .as_str()
+        .filter(|e| !e.is_empty() && *e != "unknown");
+    let why = match (error, value["error_status"].as_i64()) {
+        (Some(error), Some(status)) => format!("{error} (HTTP {status})"),
+        (Some(error), None) => error.to_owned(),
+        (None, Some(status)) => format!("HTTP {status}"),
+        (None, None) => "no answer from the API (a network error?)".to_owned(),
+    };
+    let delay = value["retry_delay_ms"]
+        .as_f64()
+        .map(|ms| format!(" in {:.1}s", ms / 1000.0))
+        .unwrap_or_default();
+    format!(
+        "API retry {}/{}{delay}: {why}",
+        value["attempt"]
+            .as_u64()
+            .map_or("?".into(), |n| n.to_string()),
+        value["max_retries"]
+            .as_u64()
+            .map_or("?".into(), |n| n.to_string())
+    )
+}
+
+/// The transcript's end: the result's text unless the agent's last message already said it,
+/// then one line of how the run ended (last, so that a tail of the transcript shows it).
+fn result_lines(value: &Value, last_text: Option<u64>) -> String {
+    let text = result_text(value).unwrap_or_default();
+    let mut outcome = if value["is_error"] == false {
+        "succeeded".to_owned()
+    } else {
+        let mut failed = "failed".to_owned();
+        if let Some(status) = value["api_error_status"].as_i64() {
+            failed.push_str(&format!(" (HTTP {status})"));
+        } else if let Some(subtype) = value["subtype"].as_str().filter(|s| *s != "success") {
+            failed.push_str(&format!(" ({subtype})"));
+        }
+        failed
+    };
+    if let Some(turns) = value["num_turns"].as_u64() {
+        outcome.push_str(&format!(
+            " · {turns} turn{}",
+            if turns == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(cost) = value["total_cost_usd"].as_f64() {
+        outcome.push_str(&format!(" · ${cost:.2}"));
+    }
+    let said = text.trim().is_empty() || last_text == Some(fingerprint(text.trim()));
+    if said {
+        format!("[result] {outcome}")
+    } else {
+        format!("{}\n[result] {outcome}", indented("[result text] ", &text))
     }
 }
 

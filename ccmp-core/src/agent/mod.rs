@@ -239,6 +239,13 @@ impl OutputParser {
         }
     }
 
+    /// Whether the agent wrote its result line.
+    pub fn saw_result(&self) -> bool {
+        match self {
+            Self::Claude(stream) => stream.result.is_some(),
+        }
+    }
+
     /// What the agent has said about itself so far.
     pub fn live(&self) -> &Live {
         match self {

@@ -68,11 +68,18 @@ impl FsStore {
             ));
         }
         if meta.mode() & 0o022 != 0 {
+            // A shared dir (sticky, like /tmp) must stay writable by others: never advise to
+            // chmod it, only to use a dir of ccmp's own.
+            let advice = if meta.mode() & 0o1000 != 0 || root == Path::new("/") {
+                "it is a shared directory: point CCMP_STATE_DIR at a directory of ccmp's own (made with `mkdir -m 700`), or unset it to use ~/.local/state/ccmp"
+            } else {
+                "run `chmod 700` on it, or point CCMP_STATE_DIR at a directory only you can write"
+            };
             return Err(insecure(
                 &root,
                 format!(
-                    "other users can write to it (mode {:o}); run `chmod 700` on it",
-                    meta.mode() & 0o777
+                    "other users can write to it (mode {:o}); {advice}",
+                    meta.mode() & 0o7777
                 ),
             ));
         }

@@ -286,6 +286,15 @@ pub(crate) async fn run_agent(
     let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner()))
         .into_owned();
     let (status, outcome) = agent::conclude(&parser, exit, stop, &tail);
+    // The agent's own result line ends the transcript when it wrote one; otherwise say here
+    // how the run ended (cancelled, timed out, crashed), so that the transcript never stops
+    // without an ending.
+    let ended_by_agent =
+        parser.saw_result() && matches!(status, TaskStatus::Succeeded | TaskStatus::Failed);
+    if !ended_by_agent && let Ok(mut log) = store.log_writer(&record.id, LogStream::Transcript) {
+        let why = outcome.error.as_deref().unwrap_or("");
+        let _ = writeln!(log, "[ccmp] the task {status}: {why}");
+    }
     record.progress = Some(match status {
         TaskStatus::Succeeded => "done".to_owned(),
         other => other.to_string(),
