@@ -4,6 +4,7 @@ mod commands;
 mod cross;
 mod hostile;
 mod snapshots;
+mod terminal;
 
 use std::time::Duration;
 
