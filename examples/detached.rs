@@ -1,14 +1,18 @@
 //! Start tasks that outlive this program, then look at them from a later run.
 //!
 //! ```sh
-//! cargo run -p ccmp-examples --example detached -- start "Refactor database.py to async"
+//! cargo run -p ccmp-examples --example detached -- start -C ~/proj "Refactor database.py to async"
 //! cargo run -p ccmp-examples --example detached -- list
 //! ```
+//!
+//! Without `-C DIR` the task works in a new scratch dir (printed), never in the directory you
+//! run the example from: tasks run with permission prompts skipped.
 //!
 //! Tasks live in the state dir (`CCMP_STATE_DIR`, else `~/.local/state/ccmp`), shared with the
 //! `ccmp` command and the MCP server. This program is its own runner: `main` begins with
 //! `hidden_entry_point`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ccmp_core::{Ccmp, ListQuery, TaskRequest};
@@ -25,13 +29,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match args.first().map(String::as_str) {
-        Some("start") if args.len() == 2 => {
-            ccmp.start(TaskRequest::new(args[1].clone())).map(|record| {
-                println!("{}", record.id.short());
-            })
-        }
-        Some("list") => ccmp.list(&ListQuery::all()).map(|list| {
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["start", "-C", dir, prompt] => start(&ccmp, prompt, dir.into()),
+        ["start", prompt] => match scratch_dir() {
+            Ok(dir) => start(&ccmp, prompt, dir),
+            Err(e) => {
+                eprintln!("error: cannot make a scratch dir: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        ["list"] => ccmp.list(&ListQuery::all()).map(|list| {
             for record in list.tasks {
                 let view = ccmp.view(&record);
                 println!(
@@ -46,7 +53,7 @@ fn main() -> ExitCode {
             }
         }),
         _ => {
-            eprintln!("usage: detached start PROMPT | detached list");
+            eprintln!("usage: detached start [-C DIR] PROMPT | detached list");
             return ExitCode::from(2);
         }
     };
@@ -57,4 +64,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Starts a task in `dir` and prints its short id.
+fn start(ccmp: &Ccmp, prompt: &str, dir: PathBuf) -> Result<(), ccmp_core::Error> {
+    let record = ccmp.start(TaskRequest::new(prompt).working_dir(dir))?;
+    println!("{}", record.id.short());
+    Ok(())
+}
+
+/// A new, empty directory for a task to work in, left in place for you to look at.
+fn scratch_dir() -> std::io::Result<PathBuf> {
+    let dir = tempfile::Builder::new()
+        .prefix("ccmp-example-")
+        .tempdir()?
+        .keep();
+    eprintln!("working in {}", dir.display());
+    Ok(dir)
 }

@@ -107,12 +107,14 @@ pub struct TaskView {
     #[serde(default)]
     pub output_tokens: Option<u64>,
     /// Token usage as Claude Code reported it, in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<serde_json::Value>,
     /// Tool uses Claude Code denied for lack of permission.
     pub permission_denials: Vec<serde_json::Value>,
     /// Latest activity, for example "turn 3: Bash".
     pub progress: Option<String>,
     /// Where the task's readable log is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_path: Option<PathBuf>,
     /// The task this one follows up on.
     pub follows: Option<String>,

@@ -12,15 +12,15 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskParams {
-    /// The task for Claude Code, as you would type it.
+    /// What to do, as you would tell Claude Code.
     pub prompt: String,
-    /// Directory to work in (default: the server's).
+    /// Directory to work in. Default: the server's.
     pub working_dir: Option<String>,
     /// sonnet, opus, haiku, or a full model id.
     pub model: Option<String>,
-    /// Run without permission prompts. Default true.
+    /// Skip permission prompts. Default true.
     pub skip_permissions: Option<bool>,
-    /// Stop the task after this many seconds.
+    /// Seconds before the task is stopped.
     pub timeout: Option<f64>,
     /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
     pub permission_mode: Option<String>,
@@ -28,11 +28,11 @@ pub struct TaskParams {
     pub allowed_tools: Option<Vec<String>>,
     /// Stop after this many turns.
     pub max_turns: Option<i64>,
-    /// Stop after spending this much.
+    /// USD limit.
     pub max_budget_usd: Option<f64>,
-    /// Text appended to the system prompt.
+    /// Added to the system prompt.
     pub append_system_prompt: Option<String>,
-    /// "worktree": run in a new git worktree, on branch `ccmp/<id>`.
+    /// "worktree": work on a new branch ccmp/<id> in a git worktree.
     pub isolation: Option<String>,
 }
 
@@ -134,7 +134,7 @@ pub struct TaskIdParams {
 pub struct ListParams {
     /// Include finished tasks. Default false.
     pub include_finished: Option<bool>,
-    /// Only this state: queued, running, succeeded, failed, timed_out, cancelled, lost.
+    /// Only this state: queued, running, succeeded, failed, timed_out, cancelled or lost.
     pub status: Option<String>,
     /// Most tasks to return, newest first. Default 50.
     pub limit: Option<u32>,
@@ -146,13 +146,13 @@ pub struct ListParams {
 pub struct CleanupParams {
     /// The task to remove.
     pub task_id: Option<String>,
-    /// Cancel the task first if it is still running.
+    /// Cancel it first if running.
     pub force: Option<bool>,
     /// Remove every finished task.
     pub finished: Option<bool>,
     /// Remove finished tasks older than this, e.g. "7d" or "12h".
     pub older_than: Option<String>,
-    /// Also delete worktree branches that hold work.
+    /// Also delete worktree branches with work.
     pub delete_branch: Option<bool>,
 }
 
@@ -176,11 +176,11 @@ pub struct OutputParams {
     pub task_id: String,
     /// transcript (default, readable), result, stdout (raw JSON lines) or stderr.
     pub stream: Option<String>,
-    /// Byte offset to read from (next_offset of the previous page).
+    /// Where to start: next_offset of the previous page.
     pub offset: Option<u64>,
-    /// Most bytes of text to return. Default and max 6000.
+    /// Bytes of text. Default and max 6000.
     pub limit: Option<u64>,
-    /// Return the last N lines instead.
+    /// The last N lines instead.
     pub tail: Option<u32>,
 }
 
@@ -188,8 +188,8 @@ pub struct OutputParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContinueParams {
-    /// The finished task whose session to resume.
+    /// The finished task.
     pub task_id: String,
-    /// The follow-up instruction.
+    /// What to do next.
     pub prompt: String,
 }

@@ -60,7 +60,7 @@ pub struct ListReply {
     pub tasks: Vec<TaskBrief>,
     /// How many tasks matched.
     pub total: usize,
-    /// Whether fewer than the matching tasks (or the limit) are shown to fit the reply.
+    /// Whether fewer tasks are shown than matched (by the limit, or to fit the reply).
     pub truncated: bool,
     /// Tasks whose record is damaged.
     pub damaged: Vec<Damaged>,
@@ -128,6 +128,11 @@ pub struct OutputReply {
     pub next: String,
 }
 
+/// A cost to a tenth of a cent: `0.0473`, not `0.047299999999999995`.
+fn round_cost(usd: f64) -> f64 {
+    (usd * 10_000.0).round() / 10_000.0
+}
+
 fn size<T: Serialize>(value: &T) -> usize {
     serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
 }
@@ -154,12 +159,44 @@ fn clip_opt(text: Option<&str>, max: usize) -> (Option<String>, bool) {
     }
 }
 
+/// How busy the slots are, for a queued task's advice.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    /// Tasks running now.
+    pub running: usize,
+    /// Agents allowed to run at once.
+    pub max_parallel: usize,
+}
+
+impl Slots {
+    /// The slots as they are now.
+    pub fn now(ccmp: &Ccmp) -> Option<Self> {
+        let query = ccmp_core::ListQuery::from_filters(vec![TaskStatus::Running], false, Some(1));
+        let running = ccmp.list(&query).ok()?.total;
+        Some(Self {
+            running,
+            max_parallel: ccmp.config().max_parallel,
+        })
+    }
+}
+
 /// What the model should do next with a task in this state.
-pub fn next_step(view: &TaskView, truncated: bool) -> String {
+pub fn next_step(view: &TaskView, truncated: bool, slots: Option<Slots>) -> String {
     let id = &view.short_id;
+    let queued = match slots {
+        Some(s) if s.running >= s.max_parallel && s.max_parallel == 1 => {
+            "Queued: the one slot (max_parallel 1) is busy, so it starts when the running task ends.".to_owned()
+        }
+        Some(s) if s.running >= s.max_parallel => format!(
+            "Queued: all {} slots are busy, so it starts when a running task ends.",
+            s.max_parallel
+        ),
+        Some(_) => "Queued: a slot is free, so it is starting now.".to_owned(),
+        None => "Queued.".to_owned(),
+    };
     let mut next = match view.status {
         TaskStatus::Queued => format!(
-            "Queued until a slot frees. Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
+            "{queued} Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
         ),
         TaskStatus::Running => format!(
             "Running. Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
@@ -188,6 +225,11 @@ impl TaskReply {
     pub fn new(ccmp: &Ccmp, record: &TaskRecord) -> Self {
         let mut view = ccmp.view(record);
         let result = view.result.take();
+        // What a model never needs: the whole usage object (tokens in and out stay) and the
+        // log's path (get_task_output reads it).
+        view.usage = None;
+        view.log_path = None;
+        view.cost_usd = view.cost_usd.map(round_cost);
         view.prompt = clip(&view.prompt, 300).0;
         view.error = clip_opt(view.error.as_deref(), 1500).0;
         view.permission_denials = view
@@ -199,8 +241,11 @@ impl TaskReply {
                 serde_json::json!({"tool_name": d["tool_name"], "tool_input": input})
             })
             .collect();
+        let slots = (view.status == TaskStatus::Queued)
+            .then(|| Slots::now(ccmp))
+            .flatten();
         let mut reply = Self {
-            next: next_step(&view, true),
+            next: next_step(&view, true, slots),
             task: view,
             truncated: false,
         };
@@ -218,7 +263,7 @@ impl TaskReply {
                 room = room.saturating_sub(size(&reply) - REPLY_BUDGET + 64);
             }
         }
-        reply.next = next_step(&reply.task, reply.truncated);
+        reply.next = next_step(&reply.task, reply.truncated, slots);
         reply
     }
 
@@ -243,7 +288,7 @@ impl TaskBrief {
             result,
             error,
             truncated: cut_result || cut_error,
-            cost_usd: view.cost_usd,
+            cost_usd: view.cost_usd.map(round_cost),
             created_at: view.created_at,
         }
     }
@@ -274,10 +319,10 @@ impl ListReply {
             reply.tasks.push(brief);
             if size(&reply) > REPLY_BUDGET - 300 {
                 reply.tasks.pop();
-                reply.truncated = true;
                 break;
             }
         }
+        reply.truncated = reply.tasks.len() < reply.total;
         reply.next = if reply.tasks.len() < reply.total {
             format!(
                 "Showing the newest {} of {}. Narrow with status, or check_task_status for one task.",

@@ -55,6 +55,9 @@ fn compact_schema(schema: &mut serde_json::Map<String, serde_json::Value>, input
     use serde_json::Value;
     schema.remove("$schema");
     schema.remove("format");
+    if let Some(Value::String(text)) = schema.get_mut("description") {
+        *text = text.replace('\n', " ");
+    }
     if input
         && let Some(Value::Array(types)) = schema.get("type")
         && types.len() == 2
@@ -95,6 +98,10 @@ impl Server {
     pub fn new(ccmp: Ccmp, input_closed: CancellationToken) -> Self {
         let mut tool_router = Self::tool_router();
         for route in tool_router.map.values_mut() {
+            // Doc comments wrap at 100 columns; a description is one paragraph.
+            if let Some(description) = &route.attr.description {
+                route.attr.description = Some(description.replace('\n', " ").into());
+            }
             let mut input = route.attr.input_schema.as_ref().clone();
             compact_schema(&mut input, true);
             route.attr.input_schema = std::sync::Arc::new(input);
@@ -138,8 +145,8 @@ impl Server {
 
 #[tool_router]
 impl Server {
-    /// Run a Claude Code task and wait for its result; after max_wait_s, returns the task
-    /// still running.
+    /// Run a Claude Code task and wait for its result (after max_wait_s, it returns the task
+    /// still running).
     #[tool(
         annotations(read_only_hint = false, destructive_hint = false, open_world_hint = true),
         output_schema = rmcp::handler::server::tool::schema_for_output::<TaskReply>()
@@ -284,8 +291,8 @@ impl Server {
         Ok(Json(ListReply::new(&self.ccmp, &list)))
     }
 
-    /// Remove a task and its logs (force: even if running), every finished task (finished=true),
-    /// or those older than older_than.
+    /// Remove one task and its logs, every finished task, or finished ones older than
+    /// older_than.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = true,
@@ -306,11 +313,19 @@ impl Server {
                 force: params.force.unwrap_or(false),
             },
             (None, true, None) => CleanupTarget::Finished,
-            (None, _, Some(age)) => {
+            (None, false, Some(age)) => {
                 CleanupTarget::OlderThan(ccmp_core::parse_duration(&age).map_err(fail)?)
             }
-            _ => return Err("give exactly one of task_id, finished=true or older_than".to_owned()),
+            _ => {
+                return Err(
+                    "give exactly one of task_id, finished=true or older_than (older_than already means finished tasks only)"
+                        .to_owned(),
+                );
+            }
         };
+        if params.force.is_some() && !matches!(target, CleanupTarget::Task { .. }) {
+            return Err("force applies to one task: give it with task_id".to_owned());
+        }
         let options = ccmp_core::CleanupOptions {
             delete_branches: params.delete_branch.unwrap_or(false),
         };
@@ -406,8 +421,8 @@ impl Server {
         Ok(Json(OutputReply::new(id.short(), source, chunk)))
     }
 
-    /// Follow up on a finished task: a new task resumes its Claude Code session, in the same
-    /// directory, with this prompt. Returns at once.
+    /// Follow up on a finished task: a new task resumes its session in the same directory.
+    /// Returns at once.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -437,9 +452,13 @@ impl ServerHandler for Server {
         )
         .with_server_info(Implementation::new("ccmp", env!("CARGO_PKG_VERSION")))
         .with_instructions(
-            "ccmp runs Claude Code tasks in the background, in parallel. Start several with \
-                 start_cc_task_async, keep working, then collect them with wait_for_tasks. Tasks \
-                 outlive this session; ids accept any unique prefix.",
+            "Runs Claude Code agents as background tasks, many in parallel. To hand off work: \
+             start_cc_task_async(prompt, working_dir) once per job (returns an id at once), keep \
+             working, then wait_for_tasks(task_ids) to collect the results; do not poll \
+             check_task_status. execute_cc_task runs one task and waits for it. \
+             get_task_output reads a transcript or a long result; continue_task follows up in \
+             the same session; cancel_task stops one; cleanup_task removes finished ones. Tasks \
+             outlive this session; an id may be shortened to 4+ hex digits.",
         )
     }
 

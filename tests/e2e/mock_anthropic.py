@@ -115,6 +115,9 @@ class Handler(BaseHTTPRequestHandler):
             "prompts": prompts,
             "step": step,
             "tool_results": results,
+            # What the model is given of each tool: its definition, as the CLI sent it.
+            "tools": [{"name": t.get("name"), "bytes": len(json.dumps(t, separators=(",", ":"))),
+                       "defer_loading": t.get("defer_loading")} for t in body.get("tools", [])],
         }
         for code in ("529", "500"):
             if "PLEASE-" + code in prompt:

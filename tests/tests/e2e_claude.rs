@@ -354,9 +354,8 @@ async fn five_real_tasks_with_max_parallel_two() {
     assert!(peak.max().unwrap() <= 2, "more than two ran at once");
 }
 
-#[test]
-fn the_real_claude_code_drives_ccmp_mcp() {
-    let scene = Scene::new();
+/// The MCP config that loads ccmp-mcp (with the fake agent) into the real Claude Code.
+fn ccmp_mcp_config(scene: &Scene) -> PathBuf {
     let config = scene.sandbox.path("mcp.json");
     let server = json!({"mcpServers": {"ccmp": {
         "type": "stdio",
@@ -370,6 +369,57 @@ fn the_real_claude_code_drives_ccmp_mcp() {
         },
     }}});
     std::fs::write(&config, server.to_string()).unwrap();
+    config
+}
+
+/// What the model is given of ccmp's tools, measured where it counts: in the request the real
+/// Claude Code sends. (By default Claude Code 2.1.331 defers MCP tools: the model sees their
+/// names and the server's instructions, and loads a definition with ToolSearch. With tool
+/// search off every definition is sent up front, which is the figure to keep within 6 KB.)
+#[test]
+fn ccmp_tool_definitions_as_claude_code_sends_them_fit_6_kb() {
+    let scene = Scene::new();
+    let config = ccmp_mcp_config(&scene);
+    let output = Command::new(claude())
+        .args([
+            "-p",
+            "--output-format",
+            "json",
+            "--strict-mcp-config",
+            "--mcp-config",
+        ])
+        .arg(&config)
+        .args(["--", "hello"])
+        .envs(scene.env())
+        .env("ENABLE_TOOL_SEARCH", "false")
+        .current_dir(scene.sandbox.work())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "claude failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let requests = scene.mock.requests();
+    let tools = requests[0]["tools"].as_array().unwrap();
+    let ours: Vec<(&str, u64)> = tools
+        .iter()
+        .filter_map(|t| {
+            let name = t["name"].as_str()?.strip_prefix("mcp__ccmp__")?;
+            Some((name, t["bytes"].as_u64()?))
+        })
+        .collect();
+    assert_eq!(ours.len(), 9, "{ours:?}");
+    let total: u64 = ours.iter().map(|(_, bytes)| bytes).sum();
+    eprintln!("ccmp's tool definitions as Claude Code sends them: {total} bytes: {ours:?}");
+    assert!(total <= 6 * 1024, "{total} bytes: {ours:?}");
+}
+
+#[test]
+fn the_real_claude_code_drives_ccmp_mcp() {
+    let scene = Scene::new();
+    let config = ccmp_mcp_config(&scene);
     let output = Command::new(claude())
         .args(["-p", "--output-format", "json", "--mcp-config"])
         .arg(&config)

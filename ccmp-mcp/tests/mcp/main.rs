@@ -508,9 +508,22 @@ fn cancel_cleanup_and_list(era: Era) {
     );
     assert_eq!(limited["tasks"].as_array().unwrap().len(), 1);
     assert!(limited["next"].as_str().unwrap().contains("1 of 2"));
+    assert_eq!(limited["truncated"], true, "fewer shown than matched");
+    assert_eq!(all["truncated"], false);
     let only = mcp.ok("list_active_tasks", json!({"status": "succeeded"}));
     assert_eq!(only["tasks"][0]["id"], done["id"]);
 
+    // One target at a time, and force only with a task.
+    for two in [
+        json!({"finished": true, "older_than": "1h"}),
+        json!({"task_id": done["short_id"], "finished": true}),
+        json!({"task_id": done["short_id"], "older_than": "1h"}),
+    ] {
+        let text = mcp.err("cleanup_task", two.clone());
+        assert!(text.contains("exactly one"), "{two}: {text}");
+    }
+    let text = mcp.err("cleanup_task", json!({"finished": true, "force": true}));
+    assert!(text.contains("force applies to one task"), "{text}");
     let refused = mcp.err("cleanup_task", json!({"task_id": hang["short_id"]}));
     assert!(
         refused.contains("still") && refused.contains("force"),
@@ -527,6 +540,44 @@ fn cancel_cleanup_and_list(era: Era) {
     assert_eq!(forced["removed"], json!([hang["short_id"]]));
     let gone = mcp.err("check_task_status", json!({"task_id": hang["short_id"]}));
     assert!(gone.contains("no task matches"), "{gone}");
+}
+
+/// A reply says what is true when it is made, and carries what a model uses, not everything.
+#[test]
+fn replies_say_what_is_true_and_only_what_a_model_needs() {
+    let sandbox = Sandbox::new();
+    let mut cmd = server_command(&sandbox);
+    cmd.env("CCMP_MAX_PARALLEL", "1");
+    let mut mcp = Mcp::spawn(cmd, Era::Modern);
+    let first = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_HANG"}));
+    let next = first["next"].as_str().unwrap();
+    assert!(
+        first["status"] == "running" || next.contains("a slot is free"),
+        "{first}"
+    );
+    running_task(&mut mcp);
+    let second = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}));
+    assert_eq!(second["status"], "queued");
+    let next = second["next"].as_str().unwrap();
+    assert!(
+        next.contains("the one slot (max_parallel 1) is busy"),
+        "{next}"
+    );
+    mcp.ok("cancel_task", json!({"task_id": first["id"]}));
+    let done = mcp.ok("wait_for_tasks", json!({"task_ids": [second["id"]]}));
+    assert_eq!(done["finished"][0]["status"], "succeeded");
+    let status = mcp.ok("check_task_status", json!({"task_id": second["id"]}));
+    assert!(
+        status.get("usage").is_none() && status.get("log_path").is_none(),
+        "{status}"
+    );
+    assert!(status["input_tokens"].is_u64() && status["output_tokens"].is_u64());
+    let cost = status["cost_usd"].as_f64().unwrap();
+    assert_eq!(
+        cost,
+        (cost * 10_000.0).round() / 10_000.0,
+        "{cost} is not rounded"
+    );
 }
 
 fn continue_task_resumes_the_session(era: Era) {
