@@ -11,6 +11,8 @@ prompt of the conversation:
   PLEASE-529 / PLEASE-500    an HTTP 529 (overloaded) / 500 (api_error) error
   PLEASE-CCMP                calls mcp__ccmp__start_cc_task_async, then mcp__ccmp__wait_for_tasks
                              with the id it got back, then answers with what the wait said
+  PLEASE-EXEC                calls mcp__ccmp__execute_cc_task (a fake agent that takes 2 s), then
+                             answers with what it said
 
 Every request is appended to the JSON-lines log named by MOCK_LOG: the number of messages, the
 model, the prompt, the scenario step, and the tool results the CLI sent back.
@@ -115,6 +117,11 @@ class Handler(BaseHTTPRequestHandler):
             "prompts": prompts,
             "step": step,
             "tool_results": results,
+            # The last user message's text, notifications and reminders included (cut).
+            "last_user_text": "\n".join(
+                text_of(next((m.get("content", "") for m in reversed(body.get("messages", []))
+                              if m.get("role") == "user"), ""))
+            )[-4000:],
             # What the model is given of each tool: its definition, as the CLI sent it.
             "tools": [{"name": t.get("name"), "bytes": len(json.dumps(t, separators=(",", ":"))),
                        "defer_loading": t.get("defer_loading")} for t in body.get("tools", [])],
@@ -149,6 +156,10 @@ class Handler(BaseHTTPRequestHandler):
                 task_id = found.group(1) if found else "unknown"
                 return [("tool_use", "mcp__ccmp__wait_for_tasks", {"task_ids": [task_id], "timeout_s": 60})]
             return [("text", "MCP-DONE. wait said: " + (results[-1] if results else ""))]
+        if "PLEASE-EXEC" in prompt:
+            if step == 0:
+                return [("tool_use", "mcp__ccmp__execute_cc_task", {"prompt": "FAKE_SLEEP=2 an executed task"})]
+            return [("text", "EXEC-DONE. it said: " + (results[-1] if results else ""))]
         return [("text", "MOCK-OK: " + first_line)]
 
     def event(self, name, data):

@@ -1,8 +1,13 @@
 //! Shared helpers for ccmp's cross-crate tests: where the fixture binaries are, a hermetic
-//! environment for the fake agent, and polling with a deadline (never fixed sleeps).
+//! environment for the fake agent, polling with a deadline (never fixed sleeps), and a real
+//! pseudo-terminal through tmux.
+
+mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+pub use tmux::Tmux;
 
 /// A binary built from this workspace (`fake-claude`, `ccmp-test-host`, `ccmp`, `ccmp-mcp`),
 /// found next to the running test executable's `deps/` directory.

@@ -468,3 +468,59 @@ fn the_real_claude_code_drives_ccmp_mcp() {
     assert!(results[1].contains("succeeded"), "{}", results[1]);
     assert_eq!(nested.status, TaskStatus::Succeeded);
 }
+
+/// The MCP tasks path with the client that takes it: Claude Code 2.1.331 declares the tasks
+/// extension only in interactive sessions, so this drives the interactive CLI in a real
+/// terminal. The model's execute_cc_task call becomes a background MCP task whose id is the ccmp
+/// task's; Claude Code polls tasks/get and hands the finished task's reply to the model.
+#[test]
+fn the_interactive_claude_code_runs_execute_cc_task_as_an_mcp_task() {
+    let scene = Scene::new();
+    let config = ccmp_mcp_config(&scene);
+    // What a signed-in user's config already says: onboarding done, the key and the dir trusted.
+    let claude_config = scene.sandbox.path("cc-config");
+    std::fs::create_dir(&claude_config).unwrap();
+    let work = scene.sandbox.work().canonicalize().unwrap();
+    let seeded = json!({
+        "hasCompletedOnboarding": true,
+        "theme": "dark",
+        "customApiKeyResponses": {"approved": ["sk-ant-dummy"], "rejected": []},
+        "projects": {work.display().to_string(): {"hasTrustDialogAccepted": true}},
+    });
+    std::fs::write(claude_config.join(".claude.json"), seeded.to_string()).unwrap();
+    let mut env = scene.env();
+    env.push(("CLAUDE_CONFIG_DIR", claude_config.display().to_string()));
+    env.push(("TERM", "xterm-256color".into()));
+    let script = format!(
+        "'{}' --mcp-config '{}' --strict-mcp-config --allowedTools mcp__ccmp",
+        claude().display(),
+        config.display()
+    );
+    let terminal = ccmp_tests::Tmux::run(&work, &env, &script);
+    terminal.until("auto mode", Duration::from_secs(60));
+    terminal.keys(&["PLEASE-EXEC run it", "Enter"]);
+    // The model's next request carries the task notification with ccmp's reply.
+    let notified = poll(
+        Duration::from_secs(60),
+        "the task's result to reach the model",
+        || {
+            scene.mock.requests().into_iter().find(|r| {
+                let text = r["last_user_text"].as_str().unwrap_or_default();
+                text.contains("task-notification") && text.contains("FAKE-DONE after 0 tool uses")
+            })
+        },
+    );
+    let store = FsStore::open(scene.sandbox.state()).unwrap();
+    let ids = ccmp_core::TaskStore::ids(&store).unwrap();
+    assert_eq!(ids.len(), 1, "one task");
+    let task = ccmp_core::TaskStore::load(&store, &ids[0]).unwrap();
+    assert_eq!(task.status, TaskStatus::Succeeded);
+    // The tool call answered at once with an MCP task named by the ccmp task's id.
+    let started = notified["tool_results"][0].as_str().unwrap_or_default();
+    assert!(
+        started.contains(&format!("started server-side task {}", task.id)),
+        "{started}"
+    );
+    let text = notified["last_user_text"].as_str().unwrap();
+    assert!(text.contains("\"status\":\"succeeded\""), "{text}");
+}
