@@ -554,3 +554,24 @@ fn start_in_a_worktree_shows_branch_and_changes_and_cleanup_keeps_the_work() {
         .code(2)
         .stderr(predicate::str::contains("not in a git repository"));
 }
+
+/// `ccmp … --json | head` ends quietly: a reader that stops early is not an error.
+#[test]
+fn json_into_a_closed_pipe_is_not_an_error() {
+    use std::io::Read as _;
+    let sandbox = Sandbox::new();
+    let id = start(&sandbox, "FAKE_HUGE=400000");
+    until_state(&sandbox, &id, "succeeded");
+    let mut child = crate::ccmp_std(&sandbox)
+        .args(["logs", "--json", "--stream", "stdout", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The pipe closes here, with most of the JSON unread.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -83,3 +83,29 @@ fn ctrl_c_ends_the_wait_and_says_the_task_keeps_running() {
         .assert()
         .success();
 }
+
+#[test]
+fn wait_prints_each_task_as_it_ends_under_a_live_progress_line() {
+    let sandbox = Sandbox::new();
+    let quick = crate::start(&sandbox, "FAKE_SLEEP=0.5");
+    let slow = crate::start(&sandbox, "FAKE_SLEEP=3");
+    let tmux = terminal(&sandbox, &format!("ccmp wait {slow} {quick}"));
+    // The quick one is printed as soon as it ends, while the wait goes on for the other.
+    let midway = tmux.until("waiting for 1 of 2", LIMIT);
+    assert!(
+        midway.contains(&format!("{quick} succeeded in ")),
+        "{midway}"
+    );
+    assert!(midway.contains(&slow), "{midway}");
+    let done = tmux.until("exit=0", LIMIT);
+    let lines: Vec<&str> = done.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{done}");
+    assert!(
+        lines[0].starts_with(&format!("{quick} succeeded in ")),
+        "{done}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{slow} succeeded in ")),
+        "{done}"
+    );
+}

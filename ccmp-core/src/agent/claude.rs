@@ -573,6 +573,50 @@ mod tests {
         code: Some(0),
         signal: None,
     };
+
+    /// The transcript lines the stream makes of `lines`.
+    fn transcript(lines: &[&str]) -> Vec<String> {
+        let mut stream = ClaudeStream::default();
+        lines
+            .iter()
+            .filter_map(|line| stream.feed(line.as_bytes()).transcript)
+            .collect()
+    }
+
+    #[test]
+    fn the_transcript_reads_right() {
+        // A result the agent just said is not written again; the outcome line comes last.
+        let ok = transcript(&[INIT, TOOL, TEXT, OK]);
+        assert_eq!(ok.last().unwrap(), "[result] succeeded · 2 turns · $0.02");
+        assert_eq!(ok.iter().filter(|l| l.contains("BASH-DONE")).count(), 1);
+        // A failure says failed, and why, before the outcome line.
+        let failed = transcript(&[INIT, API_529]);
+        assert_eq!(
+            failed.last().unwrap(),
+            "[result text] API Error: 529 Overloaded. This is a server-side issue\n[result] failed (HTTP 529) · 1 turn · $0.00"
+        );
+        let turns = transcript(&[INIT, MAX_TURNS]);
+        assert_eq!(
+            turns.last().unwrap(),
+            "[result] failed (error_max_turns) · 2 turns"
+        );
+        // Retries in words, with or without a status.
+        let retry = r#"{"type":"system","subtype":"api_retry","attempt":6,"max_retries":10,"retry_delay_ms":1072,"error_status":529,"error":"overloaded"}"#;
+        let unknown = r#"{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":500,"error_status":null,"error":"unknown"}"#;
+        assert_eq!(
+            transcript(&[retry, unknown]),
+            [
+                "[retry] API retry 6/10 in 1.1s: overloaded (HTTP 529)",
+                "[retry] API retry 2/10 in 0.5s: no answer from the API (a network error?)"
+            ]
+        );
+        // Further lines of a message sit under its first.
+        let multi = r#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"first\nsecond\n\nfourth"}]}}"#;
+        assert_eq!(
+            transcript(&[multi]),
+            ["[turn 1] first\n         second\n\n         fourth"]
+        );
+    }
     const EXIT_1: Exit = Exit {
         code: Some(1),
         signal: None,
