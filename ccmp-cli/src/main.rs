@@ -29,7 +29,9 @@ mod exit_codes;
 mod hint;
 mod render;
 
-use commands::{cancel, cleanup, completions, list, logs, reply, run, start, status, wait};
+use commands::{
+    cancel, cleanup, completions, list, logs, parallel, reply, run, start, status, wait,
+};
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
 ///
@@ -54,6 +56,7 @@ enum Command {
     Cancel(cancel::CancelArgs),
     Reply(reply::ReplyArgs),
     Cleanup(cleanup::CleanupArgs),
+    Parallel(parallel::ParallelArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -114,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Cancel(args) => cancel::run(&ccmp, args).await,
             Command::Reply(args) => reply::run(&ccmp, args).await,
             Command::Cleanup(args) => cleanup::run(&ccmp, args).await,
+            Command::Parallel(args) => parallel::run(&ccmp, args),
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

@@ -20,6 +20,7 @@ mod cleanup;
 mod follow_up;
 mod list;
 mod output;
+mod parallel;
 mod wait;
 mod watch;
 
@@ -37,6 +38,8 @@ pub struct Ccmp {
     supervisor: Arc<dyn Supervisor>,
     config: Config,
     worktree_root: PathBuf,
+    /// The machine-wide settings file, for a file store (see [`crate::settings`]).
+    settings: Option<PathBuf>,
 }
 
 impl Ccmp {
@@ -47,6 +50,7 @@ impl Ccmp {
             supervisor,
             config,
             worktree_root: std::env::temp_dir().join("ccmp-worktrees"),
+            settings: None,
         }
     }
 
@@ -74,7 +78,10 @@ impl Ccmp {
         let config = Config::from_env()?;
         let supervisor = DetachedSupervisor::new(store.clone(), config.clone())?;
         let worktrees = store.layout().worktrees();
-        Ok(Self::new(Arc::new(store), Arc::new(supervisor), config).with_worktree_root(worktrees))
+        let settings = store.layout().settings();
+        Ok(Self::new(Arc::new(store), Arc::new(supervisor), config)
+            .with_worktree_root(worktrees)
+            .with_settings(settings))
     }
 
     /// Like [`open`](Self::open), with an explicit config and runner binary (which must dispatch
@@ -87,7 +94,10 @@ impl Ccmp {
         let supervisor =
             DetachedSupervisor::with_runner_program(store.clone(), config.clone(), runner_program);
         let worktrees = store.layout().worktrees();
-        Self::new(Arc::new(store), Arc::new(supervisor), config).with_worktree_root(worktrees)
+        let settings = store.layout().settings();
+        Self::new(Arc::new(store), Arc::new(supervisor), config)
+            .with_worktree_root(worktrees)
+            .with_settings(settings)
     }
 
     /// An in-memory store with in-process tasks. Must be called inside a tokio runtime.

@@ -142,6 +142,11 @@ impl StateLayout {
         self.root.join("queue.lock")
     }
 
+    /// The machine-wide settings (see [`Settings`](crate::settings::Settings)).
+    pub fn settings(&self) -> PathBuf {
+        self.root.join("settings.json")
+    }
+
     /// Where the slot locks live.
     pub fn slots(&self) -> PathBuf {
         self.root.join("slots")

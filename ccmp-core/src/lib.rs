@@ -35,6 +35,7 @@ pub mod layout;
 mod private_file;
 pub mod process_identity;
 mod schema_v1;
+pub mod settings;
 pub mod spec;
 pub mod store;
 pub mod supervisor;

@@ -32,7 +32,7 @@ pub struct TaskParams {
     pub max_budget_usd: Option<f64>,
     /// Added to the system prompt.
     pub append_system_prompt: Option<String>,
-    /// "worktree": work on a new branch ccmp/<id> in a git worktree.
+    /// "worktree": work on a new branch ccmp/ID in a git worktree.
     pub isolation: Option<String>,
 }
 

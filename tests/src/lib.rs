@@ -218,3 +218,28 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("git prints UTF-8")
 }
+
+/// The most agents that ran at once, replayed from a `FAKE_RECORD` log of `start`/`end` lines,
+/// and how many agents the log saw start.
+pub fn peak_concurrency(events: &Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(events).unwrap_or_default();
+    let mut marks: Vec<(u128, i64)> = text
+        .lines()
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            let at = parts.get(2)?.parse().ok()?;
+            Some((at, if parts.first()? == &"start" { 1 } else { -1 }))
+        })
+        .collect();
+    marks.sort();
+    let starts = marks.iter().filter(|(_, d)| *d == 1).count();
+    let peak = marks
+        .iter()
+        .scan(0i64, |n, (_, d)| {
+            *n += d;
+            Some(*n)
+        })
+        .max()
+        .unwrap_or(0);
+    (peak.max(0) as usize, starts)
+}

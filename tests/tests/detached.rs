@@ -433,7 +433,7 @@ async fn a_second_runner_for_a_live_task_leaves_it_alone() {
         .arg(ccmp_core::RUNNER_CMD)
         .arg(sandbox.state())
         .arg(hang.id.simple())
-        .args(["4", "1000"])
+        .arg("1000")
         .stdin(Stdio::null())
         .output()
         .unwrap();

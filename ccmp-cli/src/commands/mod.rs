@@ -6,6 +6,7 @@ pub mod common;
 pub mod completions;
 pub mod list;
 pub mod logs;
+pub mod parallel;
 pub mod reply;
 pub mod run;
 pub mod start;

@@ -238,9 +238,9 @@ fn errors_name_the_real_cause_and_exit_as_documented() {
     // One slot, held: the second task waits while its working dir is removed.
     let doomed = sandbox.path("doomed");
     std::fs::create_dir(&doomed).unwrap();
+    ccmp(&sandbox).args(["parallel", "1"]).assert().success();
     let hang = ccmp(&sandbox)
         .args(["start", "FAKE_HANG"])
-        .env("CCMP_MAX_PARALLEL", "1")
         .output()
         .unwrap();
     let hang = String::from_utf8_lossy(&hang.stdout).trim().to_owned();
@@ -248,7 +248,6 @@ fn errors_name_the_real_cause_and_exit_as_documented() {
     let queued = ccmp(&sandbox)
         .args(["start", "FAKE_SLEEP=0", "-C"])
         .arg(&doomed)
-        .env("CCMP_MAX_PARALLEL", "1")
         .output()
         .unwrap();
     let queued = String::from_utf8_lossy(&queued.stdout).trim().to_owned();

@@ -71,7 +71,7 @@ impl DetachedSupervisor {
         vec![
             self.store.root().as_os_str().to_owned(),
             id.simple().into(),
-            self.config.max_parallel.to_string().into(),
+            // No limit: every runner obeys the machine-wide setting in the state dir.
             self.config.grace.as_millis().to_string().into(),
         ]
     }

@@ -1,5 +1,6 @@
 //! The machine-wide queue: at most `max_parallel` agents run at once across every process that
-//! shares a state dir, and waiting tasks start first in, first out.
+//! shares a state dir, and waiting tasks start first in, first out. The limit is the setting in
+//! the state dir (see [`crate::settings`]), read at every look, so a change holds at once.
 //!
 //! There is no daemon to hand out turns, so the queue lives in the file system:
 //!
@@ -27,9 +28,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::config::DEFAULT_MAX_PARALLEL;
 use crate::id::TaskId;
 use crate::layout::StateLayout;
 use crate::private_file::{self, open_lock};
+use crate::settings::Settings;
 use crate::store::{DirWatch, FsStore};
 use crate::task::TaskRecord;
 
@@ -114,11 +117,10 @@ struct Queue {
     entry: String,
     /// Held while this runner waits: the waiter behind sleeps on it.
     _entry_lock: File,
-    max_parallel: usize,
 }
 
 impl Queue {
-    fn join(store: &FsStore, record: &TaskRecord, max_parallel: usize) -> io::Result<Self> {
+    fn join(store: &FsStore, record: &TaskRecord) -> io::Result<Self> {
         let layout = store.layout().clone();
         let dir = layout.queue();
         let nanos = record
@@ -141,7 +143,6 @@ impl Queue {
             dir,
             entry,
             _entry_lock: entry_lock,
-            max_parallel,
         })
     }
 
@@ -180,31 +181,39 @@ impl Queue {
         result
     }
 
+    /// The machine-wide limit as it is now (the default if none is stored or it cannot be read).
+    fn limit(&self) -> usize {
+        match Settings::load(&self.layout.settings()) {
+            Ok(Some(settings)) => settings.max_parallel.max(1),
+            Ok(None) => DEFAULT_MAX_PARALLEL,
+            Err(e) => {
+                tracing::warn!("cannot read the settings, using the default limit: {e}");
+                DEFAULT_MAX_PARALLEL
+            }
+        }
+    }
+
     fn take_locked(&self, store: &FsStore) -> io::Result<Turn> {
+        let limit = self.limit();
         let mut entries: Vec<String> = fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|name| !name.starts_with('.') && *name < self.entry)
             .collect();
         entries.sort();
-        if entries.len() >= self.max_parallel {
+        if entries.len() >= limit {
             // Far back in the line: no slot can be ours yet, unless those at the head died.
             // Clear dead entries there (nobody else may be alive to do it), then look again.
-            let head: Vec<String> = entries.iter().take(self.max_parallel).cloned().collect();
+            let head: Vec<String> = entries.iter().take(limit).cloned().collect();
             let dead = self.clear_dead(store, &head);
             if dead == 0 {
                 return Ok(Self::wait(entries));
             }
             entries.retain(|name| !head.contains(name) || self.dir.join(name).exists());
         }
-        let mut free = Vec::new();
-        for n in 0..self.max_parallel {
-            let file = open_lock(&self.layout.slot(n))?;
-            match file.try_lock() {
-                Ok(()) => free.push(file),
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => return Err(e),
-            }
-        }
+        // Slots in use: every held slot lock, including ones past a limit lowered since.
+        let (busy, mut free) = self.slots(limit)?;
+        let room = limit.saturating_sub(busy);
+        free.truncate(room);
         if free.is_empty() {
             return Ok(Self::wait(entries));
         }
@@ -222,6 +231,29 @@ impl Queue {
             }));
         }
         Ok(Self::wait(entries))
+    }
+
+    /// How many slots are held now, and the free ones below `limit`, locked.
+    fn slots(&self, limit: usize) -> io::Result<(usize, Vec<File>)> {
+        let existing = fs::read_dir(self.layout.slots())?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".lock")?.parse::<usize>().ok()
+            })
+            .max()
+            .map_or(0, |n| n + 1);
+        let mut busy = 0;
+        let mut free = Vec::new();
+        for n in 0..existing.max(limit) {
+            let file = open_lock(&self.layout.slot(n))?;
+            match file.try_lock() {
+                Ok(()) if n < limit => free.push(file),
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => busy += 1,
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        Ok((busy, free))
     }
 
     /// Not yet: `ahead` are the entries before this one, in order.
@@ -262,10 +294,9 @@ impl Queue {
 pub(crate) async fn acquire(
     store: &FsStore,
     record: &TaskRecord,
-    max_parallel: usize,
     cancel: &CancellationToken,
 ) -> io::Result<Option<Slot>> {
-    let queue = Queue::join(store, record, max_parallel)?;
+    let queue = Queue::join(store, record)?;
     // Made when this waiter first finds itself at the head of the line, before it looks again,
     // so that no freed slot between a look and a wait is missed.
     let mut watch: Option<Option<Watch>> = None;
@@ -289,7 +320,7 @@ pub(crate) async fn acquire(
                     behind = Some((next.clone(), queue.left(&next)));
                 }
                 let left = behind.as_mut().map(|(_, left)| left);
-                let check = if ahead < 2 * max_parallel {
+                let check = if ahead < 2 * queue.limit() {
                     NEAR_HEAD_CHECK
                 } else {
                     FAR_BACK_CHECK

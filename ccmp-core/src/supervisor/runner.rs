@@ -35,16 +35,14 @@ pub(crate) const READY: &str = "ready";
 struct RunnerArgs {
     state_dir: PathBuf,
     id: TaskId,
-    max_parallel: usize,
     grace: Duration,
 }
 
 fn parse_runner_args(args: Vec<OsString>) -> Option<RunnerArgs> {
-    let [state_dir, id, max_parallel, grace_ms] = <[OsString; 4]>::try_from(args).ok()?;
+    let [state_dir, id, grace_ms] = <[OsString; 3]>::try_from(args).ok()?;
     Some(RunnerArgs {
         state_dir: state_dir.into(),
         id: id.to_str()?.parse().ok()?,
-        max_parallel: max_parallel.to_str()?.parse().ok().filter(|n| *n >= 1)?,
         grace: Duration::from_millis(grace_ms.to_str()?.parse().ok()?),
     })
 }
@@ -145,7 +143,7 @@ async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
         trampoline: std::env::current_exe().ok(),
         reap_orphans: true,
     };
-    let slot = match queue::acquire(&store, &record, args.max_parallel, &cancel).await {
+    let slot = match queue::acquire(&store, &record, &cancel).await {
         Ok(Some(slot)) => slot,
         Ok(None) => {
             let error = format!("{} while queued", reason());

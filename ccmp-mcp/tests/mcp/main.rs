@@ -5,6 +5,7 @@ mod client;
 mod faults;
 mod hostile;
 mod python;
+mod scheduler;
 mod tasks;
 
 use std::time::{Duration, Instant};

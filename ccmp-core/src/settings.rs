@@ -1,0 +1,85 @@
+//! Machine-wide settings, kept in the state dir: read by every frontend and runner, changed live.
+//!
+//! `<state>/settings.json` holds the limit on agents running at once. Every runner reads it each
+//! time it looks for a slot, so a change made by any frontend (`ccmp parallel N`) holds for every
+//! task at once, whatever the environment of the frontend that started it. `CCMP_MAX_PARALLEL`
+//! only seeds the setting: the first frontend to open a state dir without one stores its value.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::private_file;
+
+/// The most agents the limit allows.
+pub const MAX_PARALLEL_LIMIT: usize = 1024;
+
+/// Where the limit came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingSource {
+    /// Stored by the first frontend to use the state dir: its `CCMP_MAX_PARALLEL`, else the
+    /// default (or, for a library, its `Config::max_parallel`).
+    Seeded,
+    /// Set by a person or a program (`ccmp parallel N`, [`Ccmp::set_max_parallel`](crate::Ccmp::set_max_parallel)).
+    Set,
+}
+
+impl SettingSource {
+    /// In words, for `ccmp parallel`.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::Seeded => {
+                "seeded by the first frontend to use this state dir, from its CCMP_MAX_PARALLEL or the default; change it with `ccmp parallel N`"
+            }
+            Self::Set => "set with `ccmp parallel`",
+        }
+    }
+}
+
+/// The machine-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// At most this many agents run at once across every process sharing the state dir.
+    pub max_parallel: usize,
+    /// Where `max_parallel` came from.
+    pub max_parallel_source: SettingSource,
+    /// When it was last changed.
+    pub changed_at: DateTime<Utc>,
+}
+
+impl Settings {
+    /// Reads the settings; `None` when none are stored yet.
+    pub(crate) fn load(path: &Path) -> Result<Option<Self>, StoreError> {
+        let bytes = match private_file::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::read(path, e)),
+        };
+        serde_json::from_slice::<Self>(&bytes)
+            .map(Some)
+            .map_err(|e| {
+                StoreError::read(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
+            })
+    }
+
+    /// Replaces the settings, atomically.
+    pub(crate) fn save(&self, path: &Path) -> Result<(), StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(StoreError::Serialize)?;
+        bytes.push(b'\n');
+        crate::store::write_atomic(path, &bytes).map_err(|e| StoreError::write(path, e))
+    }
+
+    /// Stores these settings unless some are stored already (two frontends opening a new state
+    /// dir at once: the first one's stay).
+    pub(crate) fn seed(&self, path: &Path) -> Result<(), StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(StoreError::Serialize)?;
+        bytes.push(b'\n');
+        crate::store::write_new(path, &bytes).map_err(|e| StoreError::write(path, e))
+    }
+}

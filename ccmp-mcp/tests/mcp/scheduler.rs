@@ -1,0 +1,110 @@
+//! The machine-wide limit is a setting in the state dir: set from any frontend, obeyed by every
+//! runner whatever the environment of the frontend that started it, changed live.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ccmp_tests::{Sandbox, peak_concurrency, poll, workspace_bin};
+use serde_json::{Value, json};
+
+use crate::client::{Era, Mcp, server_command};
+
+/// `ccmp` in the sandbox, with `CCMP_MAX_PARALLEL` as given.
+fn cli(sandbox: &Sandbox, env_limit: &str, args: &[&str]) -> String {
+    let output = Command::new(workspace_bin("ccmp"))
+        .args(args)
+        .env("CCMP_STATE_DIR", sandbox.state())
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_MAX_PARALLEL", env_limit)
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .current_dir(sandbox.work())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ccmp {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn running(mcp: &mut Mcp) -> usize {
+    let list = mcp.ok("list_active_tasks", json!({"status": "running"}));
+    list["total"].as_u64().unwrap() as usize
+}
+
+#[test]
+fn a_limit_set_from_the_cli_holds_for_every_frontend_whatever_its_environment() {
+    let sandbox = Sandbox::new();
+    let events = sandbox.path("events.log");
+    let prompt = format!("FAKE_SLEEP=0.3 FAKE_RECORD={}", events.display());
+    // The MCP server says 4, the embedding program 6, the CLI 8; the setting says 2.
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    assert_eq!(cli(&sandbox, "8", &["parallel", "2"]), "2");
+    let host = Command::new(workspace_bin("ccmp-test-host"))
+        .args([
+            "start",
+            &sandbox.state().display().to_string(),
+            "4",
+            &prompt,
+        ])
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_MAX_PARALLEL", "6")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .current_dir(sandbox.work())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ids: Vec<Value> = (0..4)
+        .map(|_| mcp.ok("start_cc_task_async", json!({"prompt": prompt}))["id"].clone())
+        .collect();
+    for _ in 0..4 {
+        ids.push(json!(cli(&sandbox, "8", &["start", &prompt])));
+    }
+    let output = host.wait_with_output().unwrap();
+    assert!(output.status.success());
+    ids.extend(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| json!(l)),
+    );
+    let done = mcp.ok("wait_for_tasks", json!({"task_ids": ids, "timeout_s": 120}));
+    assert_eq!(done["finished"].as_array().unwrap().len(), 12, "{done}");
+    let (peak, starts) = peak_concurrency(&events);
+    assert_eq!(starts, 12);
+    assert_eq!(
+        peak, 2,
+        "the setting is 2, whatever each frontend's environment says"
+    );
+    assert_eq!(cli(&sandbox, "8", &["parallel"]), "2");
+}
+
+#[test]
+fn raising_the_limit_starts_queued_tasks_and_lowering_it_stops_nothing() {
+    let sandbox = Sandbox::new();
+    let mut cmd = server_command(&sandbox);
+    cmd.env("CCMP_MAX_PARALLEL", "1");
+    let mut mcp = Mcp::spawn(cmd, Era::Modern);
+    let ids: Vec<Value> = (0..3)
+        .map(|_| mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_HANG"}))["id"].clone())
+        .collect();
+    poll(Duration::from_secs(30), "one task running", || {
+        (running(&mut mcp) == 1).then_some(())
+    });
+    cli(&sandbox, "1", &["parallel", "3"]);
+    // Nothing ends: only the raised limit can start the two queued tasks.
+    poll(Duration::from_secs(10), "three tasks running", || {
+        (running(&mut mcp) == 3).then_some(())
+    });
+    cli(&sandbox, "1", &["parallel", "1"]);
+    let list = mcp.ok("list_active_tasks", json!({}));
+    assert!(
+        list["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "running"),
+        "lowering the limit stopped a task: {list}"
+    );
+    for id in &ids {
+        mcp.ok("cancel_task", json!({"task_id": id}));
+    }
+}
