@@ -30,7 +30,7 @@ mod hint;
 mod render;
 
 use commands::{
-    cancel, cleanup, completions, list, logs, parallel, reply, run, start, status, wait,
+    cancel, cleanup, completions, list, logs, parallel, pause, reply, run, start, status, wait,
 };
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
@@ -57,6 +57,8 @@ enum Command {
     Reply(reply::ReplyArgs),
     Cleanup(cleanup::CleanupArgs),
     Parallel(parallel::ParallelArgs),
+    Pause(pause::PauseArgs),
+    Resume(pause::ResumeArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -118,6 +120,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Reply(args) => reply::run(&ccmp, args).await,
             Command::Cleanup(args) => cleanup::run(&ccmp, args).await,
             Command::Parallel(args) => parallel::run(&ccmp, args),
+            Command::Pause(_) => pause::run(&ccmp, true),
+            Command::Resume(_) => pause::run(&ccmp, false),
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

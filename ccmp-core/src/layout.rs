@@ -147,6 +147,11 @@ impl StateLayout {
         self.root.join("settings.json")
     }
 
+    /// The lock held while the settings are changed.
+    pub fn settings_lock(&self) -> PathBuf {
+        self.root.join("settings.lock")
+    }
+
     /// Where the slot locks live.
     pub fn slots(&self) -> PathBuf {
         self.root.join("slots")

@@ -1,9 +1,11 @@
 //! Machine-wide settings, kept in the state dir: read by every frontend and runner, changed live.
 //!
-//! `<state>/settings.json` holds the limit on agents running at once. Every runner reads it each
-//! time it looks for a slot, so a change made by any frontend (`ccmp parallel N`) holds for every
-//! task at once, whatever the environment of the frontend that started it. `CCMP_MAX_PARALLEL`
-//! only seeds the setting: the first frontend to open a state dir without one stores its value.
+//! `<state>/settings.json` holds the limit on agents running at once and whether new tasks are
+//! paused. Every runner reads it each time it looks for a slot, so a change made by any frontend
+//! (`ccmp parallel N`, `ccmp pause`) holds for every task at once, whatever the environment of
+//! the frontend that started it. `CCMP_MAX_PARALLEL` only seeds the limit: the first frontend to
+//! open a state dir without settings stores its value. Changes are read-modify-write under
+//! `settings.lock`, so two at once do not lose one.
 
 use std::path::Path;
 
@@ -48,6 +50,9 @@ pub struct Settings {
     pub max_parallel_source: SettingSource,
     /// When it was last changed.
     pub changed_at: DateTime<Utc>,
+    /// Whether new tasks are held back (`ccmp pause`): queued tasks wait, running ones go on.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Settings {
@@ -73,6 +78,23 @@ impl Settings {
         let mut bytes = serde_json::to_vec_pretty(self).map_err(StoreError::Serialize)?;
         bytes.push(b'\n');
         crate::store::write_atomic(path, &bytes).map_err(|e| StoreError::write(path, e))
+    }
+
+    /// Changes the stored settings with `change`, under `lock` (an flock file), so that two
+    /// changes at once both land. `seed` stands in when none are stored.
+    pub(crate) fn update(
+        path: &Path,
+        lock: &Path,
+        seed: Self,
+        change: impl FnOnce(&mut Self),
+    ) -> Result<Self, StoreError> {
+        let guard = private_file::open_lock(lock).map_err(|e| StoreError::write(lock, e))?;
+        guard.lock().map_err(|e| StoreError::write(lock, e))?;
+        let mut settings = Self::load(path)?.unwrap_or(seed);
+        change(&mut settings);
+        settings.changed_at = Utc::now();
+        settings.save(path)?;
+        Ok(settings)
     }
 
     /// Stores these settings unless some are stored already (two frontends opening a new state

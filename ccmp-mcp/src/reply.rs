@@ -166,6 +166,8 @@ pub struct Slots {
     pub running: usize,
     /// Agents allowed to run at once.
     pub max_parallel: usize,
+    /// Whether new tasks are paused (`ccmp pause`).
+    pub paused: bool,
 }
 
 impl Slots {
@@ -173,9 +175,11 @@ impl Slots {
     pub fn now(ccmp: &Ccmp) -> Option<Self> {
         let query = ccmp_core::ListQuery::from_filters(vec![TaskStatus::Running], false, Some(1));
         let running = ccmp.list(&query).ok()?.total;
+        let settings = ccmp.max_parallel().ok()?;
         Some(Self {
             running,
-            max_parallel: ccmp.config().max_parallel,
+            max_parallel: settings.max_parallel,
+            paused: settings.paused,
         })
     }
 }
@@ -184,6 +188,9 @@ impl Slots {
 pub fn next_step(view: &TaskView, truncated: bool, slots: Option<Slots>) -> String {
     let id = &view.short_id;
     let queued = match slots {
+        Some(s) if s.paused => {
+            "Queued: new tasks are paused (a person ran `ccmp pause`); it starts after `ccmp resume`.".to_owned()
+        }
         Some(s) if s.running >= s.max_parallel && s.max_parallel == 1 => {
             "Queued: the one slot (max_parallel 1) is busy, so it starts when the running task ends.".to_owned()
         }

@@ -96,6 +96,9 @@ pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
         table.add_row(row);
     }
     out!("{table}");
+    if ccmp.max_parallel().is_ok_and(|s| s.paused) {
+        err!("new tasks are paused: queued ones wait until `ccmp resume`");
+    }
     if list.total > list.tasks.len() {
         err!(
             "showing {} of {} tasks; use --limit to see more",

@@ -7,6 +7,7 @@ pub mod completions;
 pub mod list;
 pub mod logs;
 pub mod parallel;
+pub mod pause;
 pub mod reply;
 pub mod run;
 pub mod start;

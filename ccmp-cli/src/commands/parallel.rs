@@ -34,6 +34,9 @@ pub fn run(ccmp: &Ccmp, args: ParallelArgs) -> anyhow::Result<ExitCode> {
     } else {
         out!("{}", settings.max_parallel);
         err!("{}", settings.max_parallel_source.describe());
+        if settings.paused {
+            err!("new tasks are paused: `ccmp resume` lets them start");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

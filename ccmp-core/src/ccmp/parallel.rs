@@ -16,6 +16,7 @@ impl Ccmp {
             max_parallel: self.config.max_parallel,
             max_parallel_source: SettingSource::Seeded,
             changed_at: Utc::now(),
+            paused: false,
         };
         if let Err(e) = seed.seed(&path) {
             tracing::warn!("cannot store the machine-wide settings: {e}");
@@ -31,11 +32,37 @@ impl Ccmp {
             Some(path) => Settings::load(path)?,
             None => None,
         };
-        Ok(stored.unwrap_or_else(|| Settings {
+        Ok(stored.unwrap_or_else(|| self.seed_settings()))
+    }
+
+    fn seed_settings(&self) -> Settings {
+        Settings {
             max_parallel: self.config.max_parallel,
             max_parallel_source: SettingSource::Seeded,
             changed_at: Utc::now(),
-        }))
+            paused: false,
+        }
+    }
+
+    /// Changes the machine-wide settings and wakes the head of the line to look again.
+    fn change_settings(&self, change: impl FnOnce(&mut Settings)) -> Result<Settings, Error> {
+        let Some(path) = &self.settings else {
+            return Err(Error::InvalidArgument(
+                "tasks in memory have no machine-wide settings; set Config::max_parallel instead"
+                    .into(),
+            ));
+        };
+        let layout = crate::layout::StateLayout::new(path.parent().unwrap_or(path));
+        let settings =
+            Settings::update(path, &layout.settings_lock(), self.seed_settings(), change)?;
+        crate::supervisor::poke_queue(&layout);
+        Ok(settings)
+    }
+
+    /// Holds new tasks back (`paused`) or lets them start again, machine-wide. Running tasks
+    /// go on either way.
+    pub fn set_paused(&self, paused: bool) -> Result<Settings, Error> {
+        self.change_settings(|settings| settings.paused = paused)
     }
 
     /// Sets the machine-wide limit, at once for every task: raising it starts queued tasks
@@ -46,22 +73,9 @@ impl Ccmp {
                 "the limit must be a whole number from 1 to {MAX_PARALLEL_LIMIT}, got {limit}"
             )));
         }
-        let Some(path) = &self.settings else {
-            return Err(Error::InvalidArgument(
-                "tasks in memory have no machine-wide limit; set Config::max_parallel instead"
-                    .into(),
-            ));
-        };
-        let settings = Settings {
-            max_parallel: limit,
-            max_parallel_source: SettingSource::Set,
-            changed_at: Utc::now(),
-        };
-        settings.save(path)?;
-        // Wake the head of the line: a raised limit may have a slot for it now.
-        if let Some(layout) = path.parent().map(crate::layout::StateLayout::new) {
-            crate::supervisor::poke_queue(&layout);
-        }
-        Ok(settings)
+        self.change_settings(|settings| {
+            settings.max_parallel = limit;
+            settings.max_parallel_source = SettingSource::Set;
+        })
     }
 }

@@ -55,10 +55,12 @@ enum Turn {
     Taken(Slot),
     /// Another waiter holds the queue lock for a moment.
     Busy,
-    /// No slot yet: this many waiters are ahead, the nearest being `next_ahead`.
+    /// No slot yet: this many waiters are ahead, the nearest being `next_ahead`; `why` says
+    /// why in words (for the task's progress).
     Wait {
         ahead: usize,
         next_ahead: Option<String>,
+        why: String,
     },
 }
 
@@ -181,32 +183,44 @@ impl Queue {
         result
     }
 
-    /// The machine-wide limit as it is now (the default if none is stored or it cannot be read).
-    fn limit(&self) -> usize {
+    /// The machine-wide limit and pause as they are now (the defaults if none are stored or
+    /// they cannot be read).
+    fn settings(&self) -> (usize, bool) {
         match Settings::load(&self.layout.settings()) {
-            Ok(Some(settings)) => settings.max_parallel.max(1),
-            Ok(None) => DEFAULT_MAX_PARALLEL,
+            Ok(Some(settings)) => (settings.max_parallel.max(1), settings.paused),
+            Ok(None) => (DEFAULT_MAX_PARALLEL, false),
             Err(e) => {
                 tracing::warn!("cannot read the settings, using the default limit: {e}");
-                DEFAULT_MAX_PARALLEL
+                (DEFAULT_MAX_PARALLEL, false)
             }
         }
     }
 
+    /// The machine-wide limit as it is now.
+    fn limit(&self) -> usize {
+        self.settings().0
+    }
+
     fn take_locked(&self, store: &FsStore) -> io::Result<Turn> {
-        let limit = self.limit();
+        let (limit, paused) = self.settings();
         let mut entries: Vec<String> = fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|name| !name.starts_with('.') && *name < self.entry)
             .collect();
         entries.sort();
+        if paused {
+            return Ok(Self::wait(
+                entries,
+                "paused: new tasks start after `ccmp resume`".to_owned(),
+            ));
+        }
         if entries.len() >= limit {
             // Far back in the line: no slot can be ours yet, unless those at the head died.
             // Clear dead entries there (nobody else may be alive to do it), then look again.
             let head: Vec<String> = entries.iter().take(limit).cloned().collect();
             let dead = self.clear_dead(store, &head);
             if dead == 0 {
-                return Ok(Self::wait(entries));
+                return Ok(Self::wait_for_slot(entries, limit));
             }
             entries.retain(|name| !head.contains(name) || self.dir.join(name).exists());
         }
@@ -215,7 +229,7 @@ impl Queue {
         let room = limit.saturating_sub(busy);
         free.truncate(room);
         if free.is_empty() {
-            return Ok(Self::wait(entries));
+            return Ok(Self::wait_for_slot(entries, limit));
         }
         if entries.len() >= free.len() {
             // Not our turn, unless some of those ahead belong to runners that died.
@@ -230,7 +244,7 @@ impl Queue {
                 layout: self.layout.clone(),
             }));
         }
-        Ok(Self::wait(entries))
+        Ok(Self::wait_for_slot(entries, limit))
     }
 
     /// How many slots are held now, and the free ones below `limit`, locked.
@@ -257,11 +271,21 @@ impl Queue {
     }
 
     /// Not yet: `ahead` are the entries before this one, in order.
-    fn wait(mut ahead: Vec<String>) -> Turn {
+    fn wait(mut ahead: Vec<String>, why: String) -> Turn {
         Turn::Wait {
             ahead: ahead.len(),
             next_ahead: ahead.pop(),
+            why,
         }
+    }
+
+    /// Not yet, for want of a slot.
+    fn wait_for_slot(ahead: Vec<String>, limit: usize) -> Turn {
+        let why = match ahead.len() {
+            0 => format!("queued: next in line; all {limit} slots are busy"),
+            n => format!("queued: {n} ahead in line for {limit} slots"),
+        };
+        Self::wait(ahead, why)
     }
 
     /// Resolves once the waiter whose entry is `name` has left the line (its lock is free).
@@ -303,6 +327,7 @@ pub(crate) async fn acquire(
     // The entry this waiter sleeps behind, and word of its leaving (kept across looks: a
     // waiter far back looks many times behind the same one).
     let mut behind: Option<(String, tokio::sync::oneshot::Receiver<()>)> = None;
+    let mut last_why: Option<String> = None;
     loop {
         let wake: Pin<Box<dyn Future<Output = ()> + Send>> = match queue.try_take(store) {
             Ok(Turn::Taken(slot)) => return Ok(Some(slot)),
@@ -310,7 +335,9 @@ pub(crate) async fn acquire(
             Ok(Turn::Wait {
                 ahead,
                 next_ahead: Some(next),
+                why,
             }) => {
+                say_why(store, record, &mut last_why, why);
                 // A word already received cannot be awaited again: wait anew.
                 let stale = |(name, left): &mut (String, tokio::sync::oneshot::Receiver<()>)| {
                     *name != next
@@ -334,7 +361,9 @@ pub(crate) async fn acquire(
                 })
             }
             Ok(Turn::Wait {
-                next_ahead: None, ..
+                next_ahead: None,
+                why,
+                ..
             }) => match &watch {
                 None => {
                     watch = Some(
@@ -346,13 +375,19 @@ pub(crate) async fn acquire(
                     );
                     continue;
                 }
-                Some(Some(watch)) => Box::pin(async move {
-                    tokio::select! {
-                        () = watch.changed() => {}
-                        () = tokio::time::sleep(FALLBACK) => {}
-                    }
-                }),
-                Some(None) => Box::pin(tokio::time::sleep(POLL)),
+                Some(Some(watch)) => {
+                    say_why(store, record, &mut last_why, why);
+                    Box::pin(async move {
+                        tokio::select! {
+                            () = watch.changed() => {}
+                            () = tokio::time::sleep(FALLBACK) => {}
+                        }
+                    })
+                }
+                Some(None) => {
+                    say_why(store, record, &mut last_why, why);
+                    Box::pin(tokio::time::sleep(POLL))
+                }
             },
             Err(e) => {
                 queue.leave();
@@ -367,4 +402,19 @@ pub(crate) async fn acquire(
             }
         }
     }
+}
+
+/// Records why the task waits as its progress, when that changed since it last said.
+fn say_why(store: &FsStore, record: &TaskRecord, last: &mut Option<String>, why: String) {
+    use crate::store::TaskStore;
+    if last.as_ref() == Some(&why) {
+        return;
+    }
+    if let Ok(mut current) = store.load(&record.id)
+        && !current.status.is_terminal()
+    {
+        current.progress = Some(why.clone());
+        let _ = store.save_progress(&current);
+    }
+    *last = Some(why);
 }

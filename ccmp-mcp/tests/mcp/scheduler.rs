@@ -108,3 +108,39 @@ fn raising_the_limit_starts_queued_tasks_and_lowering_it_stops_nothing() {
         mcp.ok("cancel_task", json!({"task_id": id}));
     }
 }
+
+#[test]
+fn pause_holds_new_tasks_back_and_resume_lets_them_start() {
+    let sandbox = Sandbox::new();
+    let mut cmd = server_command(&sandbox);
+    cmd.env("CCMP_MAX_PARALLEL", "1");
+    let mut mcp = Mcp::spawn(cmd, Era::Modern);
+    let first = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=1"}));
+    poll(Duration::from_secs(30), "the first task running", || {
+        (running(&mut mcp) == 1).then_some(())
+    });
+    cli(&sandbox, "1", &["pause"]);
+    let second = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}));
+    let next = second["next"].as_str().unwrap();
+    assert!(next.contains("paused"), "{next}");
+    // The running task goes on and ends; the queued one, woken by the freed slot, stays queued
+    // and says why.
+    let done = mcp.ok("wait_for_tasks", json!({"task_ids": [first["id"]]}));
+    assert_eq!(done["finished"][0]["status"], "succeeded");
+    let waiting = poll(
+        Duration::from_secs(30),
+        "the queued task to say it is paused",
+        || {
+            let status = mcp.ok("check_task_status", json!({"task_id": second["id"]}));
+            let progress = status["progress"].as_str().unwrap_or_default().to_owned();
+            progress.contains("paused").then_some(status)
+        },
+    );
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    cli(&sandbox, "1", &["resume"]);
+    let done = mcp.ok(
+        "wait_for_tasks",
+        json!({"task_ids": [second["id"]], "timeout_s": 30}),
+    );
+    assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
+}
