@@ -100,6 +100,11 @@ impl Settings {
     /// Stores these settings unless some are stored already (two frontends opening a new state
     /// dir at once: the first one's stay).
     pub(crate) fn seed(&self, path: &Path) -> Result<(), StoreError> {
+        // Every frontend seeds when it opens the store: the common case costs one stat, not a
+        // temp file and an fsync.
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Ok(());
+        }
         let mut bytes = serde_json::to_vec_pretty(self).map_err(StoreError::Serialize)?;
         bytes.push(b'\n');
         crate::store::write_new(path, &bytes).map_err(|e| StoreError::write(path, e))
