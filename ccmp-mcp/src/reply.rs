@@ -375,8 +375,21 @@ impl WaitReply {
                 .iter()
                 .map(|b| format!("\"{}\"", b.short_id))
                 .collect();
+            let queued = reply
+                .pending
+                .iter()
+                .filter(|b| b.status == "queued")
+                .count();
             reply.next = match (reply.pending.is_empty(), reply.timed_out) {
                 (true, _) => "All done. check_task_status shows a full result.".to_owned(),
+                (false, true) if queued == reply.pending.len() => format!(
+                    "None of them has started yet: they are queued (progress says why). Call wait_for_tasks(task_ids=[{}]) again to keep waiting.",
+                    ids.join(",")
+                ),
+                (false, true) if queued > 0 => format!(
+                    "Still running, and {queued} not started yet (queued; progress says why): call wait_for_tasks(task_ids=[{}]) again to keep waiting.",
+                    ids.join(",")
+                ),
                 (false, true) => format!(
                     "Still running: call wait_for_tasks(task_ids=[{}]) again to keep waiting.",
                     ids.join(",")

@@ -176,7 +176,20 @@ async fn wait_and_print(
         return Ok(ExitCode::from(exit_codes::INTERRUPTED));
     }
     if timed_out && !pending.is_empty() {
-        err!("timed out with {} task(s) still running", pending.len());
+        let queued = pending
+            .iter()
+            .filter(|r| r.status == ccmp_core::TaskStatus::Queued)
+            .count();
+        match queued {
+            0 => err!("timed out with {} task(s) still running", pending.len()),
+            n if n == pending.len() => {
+                err!("timed out: {n} task(s) never started (still queued; the lines above say why)")
+            }
+            n => err!(
+                "timed out with {} task(s) still running, {n} of them never started (still queued)",
+                pending.len()
+            ),
+        }
     }
     Ok(ExitCode::from(exit_code(
         failed,

@@ -137,6 +137,29 @@ fn pause_holds_new_tasks_back_and_resume_lets_them_start() {
         },
     );
     assert_eq!(waiting["status"], "queued", "{waiting}");
+    // A wait that runs out says the task never started, and why.
+    let waited = mcp.ok(
+        "wait_for_tasks",
+        json!({"task_ids": [second["id"]], "timeout_s": 0.2}),
+    );
+    assert_eq!(waited["timed_out"], true);
+    let next = waited["next"].as_str().unwrap();
+    assert!(next.contains("None of them has started yet"), "{next}");
+    let output = Command::new(workspace_bin("ccmp"))
+        .args([
+            "wait",
+            second["short_id"].as_str().unwrap(),
+            "--timeout",
+            "0.2",
+        ])
+        .env("CCMP_STATE_DIR", sandbox.state())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("queued paused"), "{stdout}");
+    assert!(stderr.contains("never started"), "{stderr}");
     cli(&sandbox, "1", &["resume"]);
     let done = mcp.ok(
         "wait_for_tasks",
