@@ -47,6 +47,30 @@ pub fn server_command(sandbox: &Sandbox) -> Command {
     cmd
 }
 
+/// An embedding program (`ccmp-test-host`) that starts `count` tasks with `prompt` in the
+/// sandbox and prints their ids, with `CCMP_MAX_PARALLEL` as given.
+pub fn start_from_test_host(
+    sandbox: &Sandbox,
+    count: usize,
+    prompt: &str,
+    env_limit: &str,
+) -> Child {
+    Command::new(workspace_bin("ccmp-test-host"))
+        .args([
+            "start",
+            &sandbox.state().display().to_string(),
+            &count.to_string(),
+            prompt,
+        ])
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_MAX_PARALLEL", env_limit)
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .current_dir(sandbox.work())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 impl Mcp {
     pub fn start(sandbox: &Sandbox, era: Era) -> Self {
         Self::spawn(server_command(sandbox), era)

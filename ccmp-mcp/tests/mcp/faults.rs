@@ -1,7 +1,7 @@
 //! Faults, load and leaks: what must hold when servers crash, writers race, records rot, the
 //! disk fills up, and a thousand tasks go through one server.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ccmp_core::{FsStore, TaskStore};
@@ -9,7 +9,7 @@ use ccmp_tests::{Sandbox, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
-use crate::client::{Era, LONG, Mcp, server_command};
+use crate::client::{Era, LONG, Mcp, server_command, start_from_test_host};
 
 fn ids_of(replies: &[Value]) -> Vec<Value> {
     replies.iter().map(|t| t["id"].clone()).collect()
@@ -81,22 +81,7 @@ fn three_processes_starting_a_hundred_tasks_each_lose_nothing() {
     let events = sandbox.path("events.log");
     let prompt = format!("FAKE_SLEEP=0 FAKE_RECORD={}", events.display());
     let hosts: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(workspace_bin("ccmp-test-host"))
-                .args([
-                    "start",
-                    &sandbox.state().display().to_string(),
-                    "100",
-                    &prompt,
-                ])
-                .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
-                .env("CCMP_MAX_PARALLEL", "4")
-                .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
-                .current_dir(sandbox.work())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| start_from_test_host(&sandbox, 100, &prompt, "4"))
         .collect();
     let mut mcp = Mcp::start(&sandbox, Era::Modern);
     let mut ids: Vec<Value> = (0..100)

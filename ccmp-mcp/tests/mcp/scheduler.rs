@@ -1,13 +1,13 @@
 //! The machine-wide limit is a setting in the state dir: set from any frontend, obeyed by every
 //! runner whatever the environment of the frontend that started it, changed live.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ccmp_tests::{Sandbox, peak_concurrency, poll, workspace_bin};
 use serde_json::{Value, json};
 
-use crate::client::{Era, Mcp, server_command};
+use crate::client::{Era, Mcp, server_command, start_from_test_host};
 
 /// `ccmp` in the sandbox, with `CCMP_MAX_PARALLEL` as given.
 fn cli(sandbox: &Sandbox, env_limit: &str, args: &[&str]) -> String {
@@ -38,20 +38,7 @@ fn a_limit_set_from_the_cli_holds_for_every_frontend_whatever_its_environment() 
     // The MCP server says 4, the embedding program 6, the CLI 8; the setting says 2.
     let mut mcp = Mcp::start(&sandbox, Era::Modern);
     assert_eq!(cli(&sandbox, "8", &["parallel", "2"]), "2");
-    let host = Command::new(workspace_bin("ccmp-test-host"))
-        .args([
-            "start",
-            &sandbox.state().display().to_string(),
-            "4",
-            &prompt,
-        ])
-        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
-        .env("CCMP_MAX_PARALLEL", "6")
-        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
-        .current_dir(sandbox.work())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let host = start_from_test_host(&sandbox, 4, &prompt, "6");
     let mut ids: Vec<Value> = (0..4)
         .map(|_| mcp.ok("start_cc_task_async", json!({"prompt": prompt}))["id"].clone())
         .collect();
