@@ -341,6 +341,12 @@ impl ListReply {
         } else {
             "check_task_status shows a task in full; wait_for_tasks waits for several.".to_owned()
         };
+        if ccmp.max_parallel().is_ok_and(|s| s.paused) {
+            reply.next = format!(
+                "New tasks are paused (a person ran `ccmp pause`): queued ones start after `ccmp resume`. {}",
+                reply.next
+            );
+        }
         reply
     }
 }

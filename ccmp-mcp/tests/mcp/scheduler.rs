@@ -124,6 +124,9 @@ fn pause_holds_new_tasks_back_and_resume_lets_them_start() {
         },
     );
     assert_eq!(waiting["status"], "queued", "{waiting}");
+    let list = mcp.ok("list_active_tasks", json!({}));
+    let next = list["next"].as_str().unwrap();
+    assert!(next.contains("New tasks are paused"), "{next}");
     // A wait that runs out says the task never started, and why.
     let waited = mcp.ok(
         "wait_for_tasks",
