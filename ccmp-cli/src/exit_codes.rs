@@ -27,7 +27,7 @@ Exit codes:
   2  usage error or invalid input
   3  task not found, or the id is ambiguous
   4  wait timed out with tasks still running
-  5  the task is still running (cleanup without --force, reply)
+  5  the task is still running (cleanup without --force)
   6  ccmp failed (state dir, runner, agent program)
   130  Ctrl-C stopped the wait; the task keeps running (`ccmp cancel ID` stops it)";
 
@@ -35,9 +35,7 @@ Exit codes:
 pub fn for_error(err: &anyhow::Error) -> ExitCode {
     let code = match err.downcast_ref::<ccmp_core::Error>() {
         Some(e) if e.is_not_found() => NOT_FOUND,
-        Some(ccmp_core::Error::TaskActive { .. } | ccmp_core::Error::FollowUpActive { .. }) => {
-            TASK_ACTIVE
-        }
+        Some(ccmp_core::Error::TaskActive { .. }) => TASK_ACTIVE,
         Some(e) if e.is_setup_problem() => FAILURE,
         Some(e) if e.is_invalid_input() => USAGE,
         Some(ccmp_core::Error::Config(_)) => USAGE,

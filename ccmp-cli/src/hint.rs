@@ -16,6 +16,5 @@ pub fn render(hint: &Hint) -> String {
         Hint::CancelOrForceRemove { id } => {
             format!("`ccmp cancel {id}` stops it; `ccmp cleanup --force {id}` stops and removes it")
         }
-        Hint::WaitForTask { id } => format!("`ccmp wait {id}` waits for it to finish"),
     }
 }

@@ -11,7 +11,7 @@ pub fn state_style(status: TaskStatus) -> Style {
         TaskStatus::Running => AnsiColor::Cyan,
         TaskStatus::Succeeded => AnsiColor::Green,
         TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost => AnsiColor::Red,
-        TaskStatus::Cancelled => AnsiColor::Yellow,
+        TaskStatus::Cancelled | TaskStatus::Skipped => AnsiColor::Yellow,
     };
     Style::new().fg_color(Some(color.into()))
 }

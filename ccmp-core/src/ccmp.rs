@@ -18,6 +18,7 @@ use crate::worktree::{self, Isolation, Worktree};
 mod cancel;
 mod cleanup;
 mod follow_up;
+mod groups;
 mod list;
 mod output;
 mod parallel;
@@ -26,6 +27,7 @@ mod watch;
 
 pub use self::cancel::CancelOutcome;
 pub use self::cleanup::{CleanupOptions, CleanupReport, CleanupTarget, SkippedTask};
+pub use self::groups::GroupStatus;
 pub use self::list::{DEFAULT_LIST_LIMIT, ListQuery, TaskList};
 pub use self::output::{OutputFollow, OutputSource};
 pub use self::wait::{MAX_WAIT, WaitMode, WaitOutcome};
@@ -40,6 +42,8 @@ pub struct Ccmp {
     worktree_root: PathBuf,
     /// The machine-wide settings file, for a file store (see [`crate::settings`]).
     settings: Option<PathBuf>,
+    /// Held while a follow-up joins its session's turns (see [`Ccmp::follow_up`]).
+    follow_ups: Arc<std::sync::Mutex<()>>,
 }
 
 impl Ccmp {
@@ -51,6 +55,7 @@ impl Ccmp {
             config,
             worktree_root: std::env::temp_dir().join("ccmp-worktrees"),
             settings: None,
+            follow_ups: Arc::default(),
         }
     }
 
@@ -134,6 +139,19 @@ impl Ccmp {
     ) -> Result<TaskRecord, Error> {
         let program = self.config.program_for(request.agent.kind()).clone();
         let spec = request.validate(&program)?;
+        self.known_group(&spec.group)?;
+        for dependency in &spec.after {
+            match self.store.load(dependency) {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {
+                    return Err(Error::InvalidArgument(format!(
+                        "cannot run after task {}: there is no such task; name existing tasks",
+                        dependency.short()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let mut record = TaskRecord::new(spec);
         record.follows = follows.map(|f| f.id);
         let mut created_worktree = false;

@@ -398,14 +398,6 @@ pub enum Error {
         /// Its state.
         status: TaskStatus,
     },
-    /// A follow-up needs the task to be finished.
-    #[error("task {id} is still {status}; wait for it to finish before following up")]
-    FollowUpActive {
-        /// Short id.
-        id: String,
-        /// Its state.
-        status: TaskStatus,
-    },
     /// A follow-up needs a session to resume.
     #[error(
         "task {id} has no session to resume (the agent never started a session); start a new task instead"
@@ -440,7 +432,6 @@ impl Error {
             Self::Store(e) => e.hint(),
             Self::Supervisor(SupervisorError::Store(e)) => e.hint(),
             Self::TaskActive { id, .. } => Some(Hint::CancelOrForceRemove { id: id.clone() }),
-            Self::FollowUpActive { id, .. } => Some(Hint::WaitForTask { id: id.clone() }),
             _ => None,
         }
     }
@@ -465,7 +456,6 @@ impl Error {
             Self::Spec(_)
                 | Self::InvalidArgument(_)
                 | Self::TaskActive { .. }
-                | Self::FollowUpActive { .. }
                 | Self::NoSession { .. }
         )
     }
@@ -486,11 +476,6 @@ pub enum Hint {
     },
     /// Cancel this task, or remove it with force (which cancels it first).
     CancelOrForceRemove {
-        /// Short id.
-        id: String,
-    },
-    /// Wait for this task to finish.
-    WaitForTask {
         /// Short id.
         id: String,
     },
@@ -568,13 +553,6 @@ mod tests {
                     status: TaskStatus::Running,
                 },
                 Some(Hint::CancelOrForceRemove { id: id.clone() }),
-            ),
-            (
-                Error::FollowUpActive {
-                    id: id.clone(),
-                    status: TaskStatus::Queued,
-                },
-                Some(Hint::WaitForTask { id: id.clone() }),
             ),
             (Error::NoSession { id: id.clone() }, None),
             (

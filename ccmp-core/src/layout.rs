@@ -152,6 +152,12 @@ impl StateLayout {
         self.root.join("settings.lock")
     }
 
+    /// The lock held while a follow-up finds the newest task of its session and joins after
+    /// it, so that two follow-ups at once queue one behind the other.
+    pub fn follow_up_lock(&self) -> PathBuf {
+        self.root.join("follow-up.lock")
+    }
+
     /// Where the slot locks live.
     pub fn slots(&self) -> PathBuf {
         self.root.join("slots")

@@ -30,6 +30,7 @@ pub mod ccmp;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod group;
 pub mod id;
 pub mod layout;
 mod private_file;
@@ -51,8 +52,8 @@ pub use crate::agent::{
 };
 pub use crate::ccmp::{
     CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, DEFAULT_LIST_LIMIT,
-    ListQuery, MAX_WAIT, OutputFollow, OutputSource, SkippedTask, TaskChanges, TaskList, WaitMode,
-    WaitOutcome,
+    GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource, SkippedTask, TaskChanges,
+    TaskList, WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
@@ -61,10 +62,13 @@ pub use crate::duration::parse_duration;
 pub use crate::error::{
     ConfigError, Error, Hint, SpecError, StoreError, SupervisorError, WorktreeError,
 };
+pub use crate::group::{DEFAULT_GROUP, GroupName};
 pub use crate::id::{IdPrefix, MIN_PREFIX_LEN, TaskId};
 pub use crate::layout::{STATE_DIR_ENV, StateLayout, default_state_dir};
 pub use crate::process_identity::ProcessIdentity;
-pub use crate::spec::{MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, TaskRequest, TaskSpec};
+pub use crate::spec::{
+    MAX_DEPENDENCIES, MAX_PROMPT_BYTES, MAX_TIMEOUT_SECS, TaskRequest, TaskSpec,
+};
 pub use crate::store::{
     FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore, TaskWatch,
 };

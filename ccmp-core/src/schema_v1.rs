@@ -120,7 +120,8 @@ impl From<RecordV1> for TaskRecord {
             add_dirs: spec.add_dirs,
         };
         Self {
-            schema: crate::task::SCHEMA_VERSION,
+            // Upgraded to the version every build since the reshape reads.
+            schema: 2,
             id: v1.id,
             spec: TaskSpec {
                 prompt: spec.prompt,
@@ -132,6 +133,8 @@ impl From<RecordV1> for TaskRecord {
                 resume_session: spec.resume_session,
                 program: spec.agent,
                 agent: AgentOptions::Claude(claude),
+                group: crate::group::GroupName::default(),
+                after: Vec::new(),
             },
             status: v1.status,
             created_at: v1.created_at,

@@ -1,18 +1,20 @@
 //! Machine-wide settings, kept in the state dir: read by every frontend and runner, changed live.
 //!
-//! `<state>/settings.json` holds the limit on agents running at once and whether new tasks are
-//! paused. Every runner reads it each time it looks for a slot, so a change made by any frontend
+//! `<state>/settings.json` holds the limit on agents running at once, whether new tasks are
+//! paused, and the groups with their own limits and pause. Every runner reads it each time it looks for a slot, so a change made by any frontend
 //! (`ccmp parallel N`, `ccmp pause`) holds for every task at once, whatever the environment of
 //! the frontend that started it. `CCMP_MAX_PARALLEL` only seeds the limit: the first frontend to
 //! open a state dir without settings stores its value. Changes are read-modify-write under
 //! `settings.lock`, so two at once do not lose one.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::group::GroupName;
 use crate::private_file;
 
 /// The most agents the limit allows.
@@ -53,9 +55,64 @@ pub struct Settings {
     /// Whether new tasks are held back (`ccmp pause`): queued tasks wait, running ones go on.
     #[serde(default)]
     pub paused: bool,
+    /// The groups besides `default` (which is always there), and `default` too once it has a
+    /// limit of its own or is paused.
+    #[serde(default)]
+    pub groups: BTreeMap<GroupName, GroupSettings>,
+}
+
+/// One group's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSettings {
+    /// At most this many of the group's agents run at once (and never more than the
+    /// machine-wide limit). `None`: only the machine-wide limit holds.
+    #[serde(default)]
+    pub max_parallel: Option<usize>,
+    /// Whether the group's new tasks are held back (`ccmp pause --group G`).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Settings {
+    /// The settings of `group` (`default` has none stored until it is changed).
+    pub fn group(&self, group: &GroupName) -> Option<&GroupSettings> {
+        self.groups.get(group)
+    }
+
+    /// Whether `group` exists: `default` always does.
+    pub fn has_group(&self, group: &GroupName) -> bool {
+        group.is_default() || self.groups.contains_key(group)
+    }
+
+    /// Every group, `default` first, with its settings.
+    pub fn all_groups(&self) -> Vec<(GroupName, GroupSettings)> {
+        let default = GroupName::default();
+        let mut all = vec![(
+            default.clone(),
+            self.groups.get(&default).cloned().unwrap_or_default(),
+        )];
+        all.extend(
+            self.groups
+                .iter()
+                .filter(|(name, _)| !name.is_default())
+                .map(|(name, settings)| (name.clone(), settings.clone())),
+        );
+        all
+    }
+}
+
+impl Settings {
+    /// Settings as first stored: this limit, nothing paused, no groups but `default`.
+    pub(crate) fn seeded(max_parallel: usize) -> Self {
+        Self {
+            max_parallel,
+            max_parallel_source: SettingSource::Seeded,
+            changed_at: Utc::now(),
+            paused: false,
+            groups: BTreeMap::new(),
+        }
+    }
+
     /// Reads the settings; `None` when none are stored yet.
     pub(crate) fn load(path: &Path) -> Result<Option<Self>, StoreError> {
         let bytes = match private_file::read(path) {

@@ -14,10 +14,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{AgentKind, AgentOptions, ClaudeOptions, resolve_program};
 use crate::error::{SpecError, escape};
+use crate::group::GroupName;
+use crate::id::TaskId;
 use crate::worktree::Isolation;
 
 /// The largest prompt accepted, in bytes (1 MiB).
 pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;
+
+/// The most dependencies one task may have.
+pub const MAX_DEPENDENCIES: usize = 100;
 
 /// The longest timeout accepted, in seconds (30 days).
 pub const MAX_TIMEOUT_SECS: f64 = 30.0 * 24.0 * 3600.0;
@@ -46,6 +51,12 @@ pub struct TaskRequest {
     pub program: Option<PathBuf>,
     /// The agent, with the settings only it understands (default: Claude Code).
     pub agent: AgentOptions,
+    /// The group the task belongs to (default `default`). It must exist: see
+    /// [`Ccmp::add_group`](crate::Ccmp::add_group).
+    pub group: Option<String>,
+    /// Tasks that must succeed before this one starts. If one ends any other way, this task
+    /// ends `skipped` without running. They must exist.
+    pub after: Vec<TaskId>,
 }
 
 impl TaskRequest {
@@ -144,6 +155,23 @@ impl TaskRequest {
                 });
             }
         }
+        let group = match self.group {
+            Some(name) => name.parse::<GroupName>()?,
+            None => GroupName::default(),
+        };
+        let mut after: Vec<TaskId> = Vec::with_capacity(self.after.len());
+        for id in self.after {
+            if !after.contains(&id) {
+                after.push(id);
+            }
+        }
+        if after.len() > MAX_DEPENDENCIES {
+            return Err(SpecError::OutOfRange {
+                field: "after",
+                expected: "at most 100 tasks",
+                value: after.len().to_string(),
+            });
+        }
         let program = resolve_program(
             kind,
             self.program
@@ -162,6 +190,8 @@ impl TaskRequest {
             resume_session,
             program,
             agent,
+            group,
+            after,
         })
     }
 }
@@ -192,6 +222,13 @@ pub struct TaskSpec {
     pub program: PathBuf,
     /// The agent and its own settings.
     pub agent: AgentOptions,
+    /// The group the task belongs to. Not written when `default`, so that records of tasks that
+    /// use no group read the same in builds from before groups.
+    #[serde(default, skip_serializing_if = "GroupName::is_default")]
+    pub group: GroupName,
+    /// Tasks that must succeed before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<TaskId>,
 }
 
 impl TaskSpec {
@@ -212,6 +249,8 @@ impl TaskSpec {
             resume_session: self.resume_session.clone(),
             program: Some(self.program.clone()),
             agent: self.agent.clone(),
+            group: Some(self.group.to_string()),
+            after: Vec::new(),
         }
     }
 }

@@ -16,8 +16,14 @@ use crate::process_identity::ProcessIdentity;
 use crate::spec::TaskSpec;
 use crate::worktree::Worktree;
 
-/// The current record schema version. Readers accept this version and older ones.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The newest record schema version. Readers accept this version and older ones.
+///
+/// Version 3 only adds the `skipped` state, so a record is written as version 3 only when it
+/// is in that state: every other record stays readable by ccmp builds that know version 2.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The version of records that do not use what version 3 added.
+const SCHEMA_WITHOUT_SKIPPED: u32 = 2;
 
 /// Where a task is in its life. Terminal states never change again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -38,11 +44,13 @@ pub enum TaskStatus {
     Cancelled,
     /// The runner vanished without recording an outcome (killed, crashed, machine rebooted).
     Lost,
+    /// The task never ran: a task it depends on did not succeed (or was cleaned up first).
+    Skipped,
 }
 
 impl TaskStatus {
     /// All states, in lifecycle order.
-    pub const ALL: [TaskStatus; 7] = [
+    pub const ALL: [TaskStatus; 8] = [
         Self::Queued,
         Self::Running,
         Self::Succeeded,
@@ -50,6 +58,7 @@ impl TaskStatus {
         Self::TimedOut,
         Self::Cancelled,
         Self::Lost,
+        Self::Skipped,
     ];
 
     /// Whether this state is final.
@@ -73,6 +82,7 @@ impl TaskStatus {
             Self::TimedOut => "timed_out",
             Self::Cancelled => "cancelled",
             Self::Lost => "lost",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -211,7 +221,7 @@ impl TaskRecord {
     /// A new queued record for `spec`.
     pub fn new(spec: TaskSpec) -> Self {
         Self {
-            schema: SCHEMA_VERSION,
+            schema: SCHEMA_WITHOUT_SKIPPED,
             id: TaskId::new(),
             spec,
             status: TaskStatus::Queued,
@@ -247,6 +257,9 @@ impl TaskRecord {
         self.status = status;
         self.finished_at = Some(Utc::now());
         self.outcome = Some(outcome);
+        if status == TaskStatus::Skipped {
+            self.schema = SCHEMA_VERSION;
+        }
     }
 
     /// The error text of a terminal, unsuccessful task.

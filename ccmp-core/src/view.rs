@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentKind;
+use crate::id::TaskId;
 use crate::task::{TaskRecord, TaskStatus};
 use crate::worktree::Worktree;
 
@@ -45,6 +46,8 @@ impl TaskRecord {
             progress: self.progress.clone(),
             log_path,
             follows: self.follows.map(|id| id.to_string()),
+            group: self.spec.group.to_string(),
+            after: self.spec.after.iter().map(TaskId::short).collect(),
             timeout_secs: self.spec.timeout_secs,
             env: self.spec.env.keys().cloned().collect(),
             worktree: self.worktree.as_ref().map(WorktreeView::from),
@@ -56,6 +59,10 @@ impl TaskRecord {
     }
 }
 
+fn default_group() -> String {
+    crate::group::DEFAULT_GROUP.to_owned()
+}
+
 /// The stable JSON view of a task: what frontends print and scripts read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(JsonSchema))]
@@ -64,7 +71,8 @@ pub struct TaskView {
     pub id: String,
     /// First 8 hex digits of the id.
     pub short_id: String,
-    /// One of `queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`, `lost`.
+    /// One of `queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`, `lost`,
+    /// `skipped`.
     pub status: TaskStatus,
     /// The prompt.
     pub prompt: String,
@@ -118,6 +126,12 @@ pub struct TaskView {
     pub log_path: Option<PathBuf>,
     /// The task this one follows up on.
     pub follows: Option<String>,
+    /// The group it belongs to.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// The tasks it runs after (short ids); it starts once all have succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
     /// Timeout in seconds, if any.
     pub timeout_secs: Option<f64>,
     /// Names (not values) of the extra environment variables given to the agent.

@@ -28,8 +28,5 @@ pub fn render(hint: &Hint) -> String {
         Hint::CancelOrForceRemove { id } => format!(
             "cancel_task(task_id=\"{id}\") stops it; cleanup_task(task_id=\"{id}\", force=true) stops and removes it."
         ),
-        Hint::WaitForTask { id } => {
-            format!("wait_for_tasks(task_ids=[\"{id}\"]) waits for it to finish.")
-        }
     }
 }

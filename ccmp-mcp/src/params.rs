@@ -134,7 +134,7 @@ pub struct TaskIdParams {
 pub struct ListParams {
     /// Include finished tasks. Default false.
     pub include_finished: Option<bool>,
-    /// Only this state: queued, running, succeeded, failed, timed_out, cancelled or lost.
+    /// Only this state: queued, running, succeeded, failed, timed_out, cancelled, lost or skipped.
     pub status: Option<String>,
     /// Most tasks to return, newest first. Default 50.
     pub limit: Option<u32>,

@@ -35,7 +35,7 @@ pub struct TaskBrief {
     pub id: String,
     /// Short id.
     pub short_id: String,
-    /// queued, running, succeeded, failed, timed_out, cancelled or lost.
+    /// queued, running, succeeded, failed, timed_out, cancelled, lost or skipped.
     pub status: String,
     /// Start of the prompt.
     pub prompt: String,
@@ -202,6 +202,11 @@ pub fn next_step(view: &TaskView, truncated: bool, slots: Option<Slots>) -> Stri
         None => "Queued.".to_owned(),
     };
     let mut next = match view.status {
+        TaskStatus::Queued if !view.after.is_empty() => format!(
+            "Queued behind {}: it starts once {} succeeded, and is skipped if not. Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it.",
+            view.after.join(", "),
+            if view.after.len() == 1 { "that task has" } else { "those tasks have" }
+        ),
         TaskStatus::Queued => format!(
             "{queued} Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
         ),
@@ -217,6 +222,9 @@ pub fn next_step(view: &TaskView, truncated: bool, slots: Option<Slots>) -> Stri
         ),
         TaskStatus::Cancelled => {
             "Cancelled. continue_task resumes its session, if it had one.".to_owned()
+        }
+        TaskStatus::Skipped => {
+            "Never ran: see error for the dependency that did not succeed. Start it again once that is fixed.".to_owned()
         }
     };
     if truncated {

@@ -90,6 +90,7 @@ async fn fifty_tasks_started_by_a_program_that_exits_are_all_seen_later() {
         .list(&ccmp_core::ListQuery {
             states: None,
             limit: 100,
+            group: None,
         })
         .unwrap();
     assert_eq!(list.total, 50);

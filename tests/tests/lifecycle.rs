@@ -476,11 +476,19 @@ async fn follow_up_resumes_the_session(kind: Kind) {
         "cost adds up across a resumed session: {c1} then {c2}"
     );
 
-    // Follow-ups need a finished task with a session.
+    // A follow-up of a running task runs after it; if that one does not succeed, the
+    // follow-up never runs and says why.
     let running = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
-    let err = ccmp.follow_up(&running.id, "more").unwrap_err();
-    assert!(matches!(err, Error::FollowUpActive { .. }), "{err}");
+    let behind = ccmp.follow_up(&running.id, "more").unwrap();
+    assert_eq!(behind.spec.after, vec![running.id]);
+    assert_eq!(behind.follows, Some(running.id));
     ccmp.cancel(&running.id).await.unwrap();
+    let behind = wait_one(&ccmp, &behind).await;
+    assert_eq!(behind.status, TaskStatus::Skipped);
+    assert_eq!(
+        behind.error(),
+        Some(format!("dependency {} was cancelled", running.id.short()).as_str())
+    );
     let crashed = wait_one(&ccmp, &ccmp.start(sandbox.request("FAKE_EXIT=2")).unwrap()).await;
     // The fake prints its init line before crashing, so there is a session; a run that never
     // started one cannot be followed up.
@@ -659,6 +667,7 @@ async fn list_filters_sorts_and_counts(kind: Kind) {
         .list(&ListQuery {
             states: None,
             limit: 2,
+            group: None,
         })
         .unwrap();
     assert_eq!(page.total, 4);
@@ -670,13 +679,15 @@ async fn list_filters_sorts_and_counts(kind: Kind) {
         .list(&ListQuery {
             states: Some(vec![TaskStatus::Succeeded]),
             limit: 10,
+            group: None,
         })
         .unwrap();
     assert_eq!(succeeded.total, 3);
     assert!(
         ccmp.list(&ListQuery {
             states: None,
-            limit: 0
+            limit: 0,
+            group: None,
         })
         .is_err()
     );

@@ -195,7 +195,8 @@ mod fs_only {
         assert_eq!(mode(&task_dir.join("record.json")), 0o600);
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(task_dir.join("record.json")).unwrap()).unwrap();
-        assert_eq!(json["schema"], ccmp_core::SCHEMA_VERSION);
+        // Version 3 only marks `skipped` records; every other record stays at 2.
+        assert_eq!(json["schema"], 2);
         // Nothing but the task dir (in its shard) is left behind: no temp files or staging dirs.
         let names: Vec<_> = std::fs::read_dir(store.root().join("tasks"))
             .unwrap()
@@ -262,7 +263,7 @@ mod fs_only {
             "7c41d0b2-9e3a-4f6b-8c1d-2e3f4a5b6c7d",
             "record-v1-worktree.json",
         );
-        assert_eq!(r.schema, ccmp_core::SCHEMA_VERSION);
+        assert_eq!(r.schema, 2);
         assert_eq!(r.status, TaskStatus::Failed);
         let claude = r.spec.agent.claude().unwrap();
         assert!(!claude.skips_permissions());

@@ -174,9 +174,20 @@ fn print_result(ccmp: &Ccmp, done: &TaskRecord, view: &ccmp_core::TaskView) -> a
 /// Prints a task that was just started: its short id, or its JSON view with `json`.
 pub fn print_started(ccmp: &Ccmp, record: &TaskRecord, json: bool) -> anyhow::Result<()> {
     if json {
-        print_json(&ccmp.view(record))
-    } else {
-        out!("{}", record.id.short());
-        Ok(())
+        return print_json(&ccmp.view(record));
     }
+    out!("{}", record.id.short());
+    if !record.spec.after.is_empty() {
+        let ids: Vec<String> = record.spec.after.iter().map(|id| id.short()).collect();
+        eprintln!(
+            "queued behind {}: it starts once {} succeeded",
+            ids.join(", "),
+            if ids.len() == 1 {
+                "that task has"
+            } else {
+                "those tasks have"
+            }
+        );
+    }
+    Ok(())
 }

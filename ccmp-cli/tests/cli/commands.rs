@@ -317,12 +317,15 @@ fn reply_resumes_the_session() {
         second["session_id"],
         status_json(&sandbox, &first)["session_id"]
     );
+    // A reply to a running task waits for it, and says so.
     let hang = start(&sandbox, "FAKE_HANG");
     ccmp(&sandbox)
         .args(["reply", &hang, "more"])
         .assert()
-        .code(5)
-        .stderr(predicate::str::contains("wait for it to finish"));
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "queued behind {hang}: it starts once that task has succeeded"
+        )));
     ccmp(&sandbox).args(["cancel", &hang]).assert().success();
 }
 

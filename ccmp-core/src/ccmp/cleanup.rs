@@ -156,6 +156,7 @@ impl Ccmp {
                 let list = self.list(&ListQuery {
                     states: None,
                     limit: usize::MAX,
+                    group: None,
                 })?;
                 for record in list.tasks {
                     let short_id = record.id.short();

@@ -2,6 +2,7 @@
 
 use crate::ccmp::Ccmp;
 use crate::error::{Error, StoreError};
+use crate::group::GroupName;
 use crate::task::{DamagedTask, TaskHeader, TaskRecord, TaskStatus};
 
 /// How many tasks a list shows unless told otherwise.
@@ -14,6 +15,8 @@ pub struct ListQuery {
     pub states: Option<Vec<TaskStatus>>,
     /// At most this many tasks, newest first.
     pub limit: usize,
+    /// Only tasks of this group; `None` for every group.
+    pub group: Option<GroupName>,
 }
 
 impl ListQuery {
@@ -27,6 +30,7 @@ impl ListQuery {
                     .collect(),
             ),
             limit: DEFAULT_LIST_LIMIT,
+            group: None,
         }
     }
 
@@ -35,6 +39,7 @@ impl ListQuery {
         Self {
             states: None,
             limit: DEFAULT_LIST_LIMIT,
+            group: None,
         }
     }
 
@@ -60,6 +65,11 @@ impl ListQuery {
             limit: limit.unwrap_or(DEFAULT_LIST_LIMIT),
             ..base
         }
+    }
+
+    /// Only tasks of `group`.
+    pub fn in_group(self, group: Option<GroupName>) -> Self {
+        Self { group, ..self }
     }
 
     /// Whether this query shows only live tasks (so an empty answer may mean "look at finished
@@ -95,6 +105,22 @@ impl Ccmp {
         let mut entries: Vec<(TaskHeader, Option<TaskRecord>)> = Vec::new();
         for entry in self.store.headers(active_only)? {
             match entry {
+                // The group is not in the header: with a group filter, read the record.
+                Ok(header) if header.status.is_terminal() && query.group.is_some() => {
+                    match self.store.load(&header.id) {
+                        Ok(record) => entries.push((header, Some(record))),
+                        Err(StoreError::NotFound { .. }) => {}
+                        Err(StoreError::Damaged { path, reason, .. }) => {
+                            damaged.push(DamagedTask {
+                                id: header.id.to_string(),
+                                short_id: header.id.short(),
+                                path,
+                                reason,
+                            })
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 Ok(header) if header.status.is_terminal() => entries.push((header, None)),
                 Ok(header) => match self.status(&header.id) {
                     Ok(record) => entries.push((TaskHeader::from(&record), Some(record))),
@@ -104,7 +130,13 @@ impl Ccmp {
                 Err(d) => damaged.push(d),
             }
         }
-        entries.retain(|(h, _)| query.states.as_ref().is_none_or(|s| s.contains(&h.status)));
+        entries.retain(|(h, record)| {
+            query.states.as_ref().is_none_or(|s| s.contains(&h.status))
+                && query
+                    .group
+                    .as_ref()
+                    .is_none_or(|group| record.as_ref().is_some_and(|r| r.spec.group == *group))
+        });
         entries.sort_by(|(a, _), (b, _)| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let total = entries.len();
         let mut tasks = Vec::with_capacity(query.limit.min(total));

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
-
 use crate::ccmp::Ccmp;
 use crate::error::Error;
 use crate::settings::{MAX_PARALLEL_LIMIT, SettingSource, Settings};
@@ -12,13 +10,7 @@ impl Ccmp {
     /// Keeps machine-wide settings in `path` (a file store's `settings.json`), storing this
     /// frontend's limit there if none is stored yet (`CCMP_MAX_PARALLEL` only seeds it).
     pub(crate) fn with_settings(mut self, path: PathBuf) -> Self {
-        let seed = Settings {
-            max_parallel: self.config.max_parallel,
-            max_parallel_source: SettingSource::Seeded,
-            changed_at: Utc::now(),
-            paused: false,
-        };
-        if let Err(e) = seed.seed(&path) {
+        if let Err(e) = self.seed_settings().seed(&path) {
             tracing::warn!("cannot store the machine-wide settings: {e}");
         }
         self.settings = Some(path);
@@ -36,16 +28,14 @@ impl Ccmp {
     }
 
     fn seed_settings(&self) -> Settings {
-        Settings {
-            max_parallel: self.config.max_parallel,
-            max_parallel_source: SettingSource::Seeded,
-            changed_at: Utc::now(),
-            paused: false,
-        }
+        Settings::seeded(self.config.max_parallel)
     }
 
     /// Changes the machine-wide settings and wakes the head of the line to look again.
-    fn change_settings(&self, change: impl FnOnce(&mut Settings)) -> Result<Settings, Error> {
+    pub(super) fn change_settings(
+        &self,
+        change: impl FnOnce(&mut Settings),
+    ) -> Result<Settings, Error> {
         let Some(path) = &self.settings else {
             return Err(Error::InvalidArgument(
                 "tasks in memory have no machine-wide settings; set Config::max_parallel instead"
@@ -68,14 +58,21 @@ impl Ccmp {
     /// Sets the machine-wide limit, at once for every task: raising it starts queued tasks
     /// now; lowering it lets running tasks finish and starts no new one until fewer run.
     pub fn set_max_parallel(&self, limit: usize) -> Result<Settings, Error> {
-        if !(1..=MAX_PARALLEL_LIMIT).contains(&limit) {
-            return Err(Error::InvalidArgument(format!(
-                "the limit must be a whole number from 1 to {MAX_PARALLEL_LIMIT}, got {limit}"
-            )));
-        }
+        check_limit(limit)?;
         self.change_settings(|settings| {
             settings.max_parallel = limit;
             settings.max_parallel_source = SettingSource::Set;
         })
+    }
+}
+
+/// An error unless `limit` is a limit on running agents ccmp accepts.
+pub(super) fn check_limit(limit: usize) -> Result<(), Error> {
+    if (1..=MAX_PARALLEL_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "the limit must be a whole number from 1 to {MAX_PARALLEL_LIMIT}, got {limit}"
+        )))
     }
 }

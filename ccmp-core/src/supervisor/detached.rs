@@ -146,48 +146,52 @@ impl Supervisor for DetachedSupervisor {
     }
 
     fn refresh(&self, record: TaskRecord) -> Result<TaskRecord, SupervisorError> {
-        if record.status.is_terminal() {
-            return Ok(record);
-        }
-        let lock_path = self.store.layout().runner_lock(&record.id);
-        let lock = match private_file::open_lock(&lock_path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound {
-                    id: record.id.to_string(),
-                }
-                .into());
-            }
-            Err(e) => return Err(StoreError::read(lock_path, e).into()),
-        };
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(record),
-            Err(TryLockError::Error(e)) => return Err(StoreError::read(lock_path, e).into()),
-        }
-        // The runner is not running (or has not started yet). Holding its lock, look again.
-        let mut record = self.store.load(&record.id)?;
-        if record.status.is_terminal() {
-            return Ok(record);
-        }
-        let error = match (&record.runner, &record.creator) {
-            (Some(runner), _) if runner.is_alive() => return Ok(record),
-            (Some(runner), _) => format!(
-                "its runner (pid {}) exited without recording an outcome: it was killed, crashed, or the machine rebooted; the agent's processes were stopped",
-                runner.pid
-            ),
-            (None, Some(creator)) if creator.is_alive() => return Ok(record),
-            (None, _) => {
-                "the process that created it exited before a runner took the task".to_owned()
-            }
-        };
-        let id = record.id;
-        let cgroup = record.agent_process.as_ref().and_then(|a| a.cgroup.clone());
-        unix::sweep_task(&id, cgroup.as_deref());
-        record.progress = Some("lost".into());
-        record.finish(TaskStatus::Lost, Outcome::failure(error));
-        self.store.save(&record)?;
-        drop(lock);
-        Ok(record)
+        refresh(&self.store, record)
     }
+}
+
+/// Checks a non-terminal record of a detached task against reality: a task whose runner is gone
+/// without an outcome becomes `lost`, and its leftover processes are stopped.
+pub(crate) fn refresh(store: &FsStore, record: TaskRecord) -> Result<TaskRecord, SupervisorError> {
+    if record.status.is_terminal() {
+        return Ok(record);
+    }
+    let lock_path = store.layout().runner_lock(&record.id);
+    let lock = match private_file::open_lock(&lock_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::NotFound {
+                id: record.id.to_string(),
+            }
+            .into());
+        }
+        Err(e) => return Err(StoreError::read(lock_path, e).into()),
+    };
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(record),
+        Err(TryLockError::Error(e)) => return Err(StoreError::read(lock_path, e).into()),
+    }
+    // The runner is not running (or has not started yet). Holding its lock, look again.
+    let mut record = store.load(&record.id)?;
+    if record.status.is_terminal() {
+        return Ok(record);
+    }
+    let error = match (&record.runner, &record.creator) {
+        (Some(runner), _) if runner.is_alive() => return Ok(record),
+        (Some(runner), _) => format!(
+            "its runner (pid {}) exited without recording an outcome: it was killed, crashed, or the machine rebooted; the agent's processes were stopped",
+            runner.pid
+        ),
+        (None, Some(creator)) if creator.is_alive() => return Ok(record),
+        (None, _) => "the process that created it exited before a runner took the task".to_owned(),
+    };
+    let id = record.id;
+    let cgroup = record.agent_process.as_ref().and_then(|a| a.cgroup.clone());
+    unix::sweep_task(&id, cgroup.as_deref());
+    record.progress = Some("lost".into());
+    record.finish(TaskStatus::Lost, Outcome::failure(error));
+    store.save(&record)?;
+    drop(lock);
+    Ok(record)
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Supervisor;
 use super::agent_loop::{self, RunContext};
+use super::dependencies::{self, Dependencies, DependencyWatch, Wake};
 use crate::config::Config;
 use crate::error::SupervisorError;
 use crate::id::TaskId;
@@ -109,11 +110,47 @@ impl Supervisor for InProcessSupervisor {
         self.inner.ctx.store.save(&record)?;
         let token = CancellationToken::new();
         self.inner.tokens().insert(record.id, token.clone());
-        self.inner.line().push_back(record.id);
+        // A task with dependencies joins the line once they are met, so that it holds back
+        // nobody while it waits for them.
+        if record.spec.after.is_empty() {
+            self.inner.line().push_back(record.id);
+        }
         let inner = self.inner.clone();
         self.inner.runtime.spawn(async move {
             let id = record.id;
             let store = inner.ctx.store.clone();
+            let record = if record.spec.after.is_empty() {
+                record
+            } else {
+                let watch = InProcessDependencyWatch(InProcessSupervisor {
+                    inner: inner.clone(),
+                });
+                let waited = dependencies::wait_for(store.as_ref(), &record, &token, &watch).await;
+                let ready = match waited {
+                    Dependencies::Met => {
+                        let record = store.load(&id).unwrap_or(record);
+                        dependencies::resume_after_followed(store.as_ref(), record.clone())
+                            .map_err(|error| (record, TaskStatus::Failed, error))
+                    }
+                    Dependencies::Unmet(reason) => Err((record, TaskStatus::Skipped, reason)),
+                    Dependencies::Cancelled => Err((
+                        record,
+                        TaskStatus::Cancelled,
+                        "cancelled on request while waiting for its dependencies".to_owned(),
+                    )),
+                };
+                match ready {
+                    Ok(record) => {
+                        inner.line().push_back(id);
+                        record
+                    }
+                    Err((record, status, error)) => {
+                        agent_loop::finish_early(store.as_ref(), record, status, error).await;
+                        inner.tokens().remove(&id);
+                        return;
+                    }
+                }
+            };
             match inner.wait_turn(&id, &token).await {
                 Some(_permit) => {
                     agent_loop::run_agent(&inner.ctx, record, &token, || {
@@ -162,5 +199,20 @@ impl Supervisor for InProcessSupervisor {
         );
         self.inner.ctx.store.save(&record)?;
         Ok(record)
+    }
+}
+
+/// An in-process task waits for a dependency by watching the store (and looking once a second,
+/// for a dependency whose process died).
+struct InProcessDependencyWatch(InProcessSupervisor);
+
+impl DependencyWatch for InProcessDependencyWatch {
+    fn refresh(&self, record: TaskRecord) -> TaskRecord {
+        self.0.refresh(record.clone()).unwrap_or(record)
+    }
+
+    fn until_moved(&self, id: &TaskId) -> Wake {
+        let mut watch = self.0.inner.ctx.store.watch(std::slice::from_ref(id));
+        Box::pin(async move { watch.changed(std::time::Duration::from_secs(1)).await })
     }
 }

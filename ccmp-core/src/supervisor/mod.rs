@@ -6,6 +6,7 @@
 
 mod agent_loop;
 mod cgroup;
+mod dependencies;
 mod detached;
 mod in_process;
 mod queue;

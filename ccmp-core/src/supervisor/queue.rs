@@ -19,9 +19,10 @@
 //! dir, where a freed slot is announced; a one-second look as well, since a runner killed with
 //! kill -9 announces nothing). Each waiter that wakes either takes a slot or becomes the head.
 
+use std::collections::HashMap;
 use std::fs::{self, File, TryLockError};
 use std::future::Future;
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
@@ -29,11 +30,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DEFAULT_MAX_PARALLEL;
+use crate::group::GroupName;
 use crate::id::TaskId;
 use crate::layout::StateLayout;
 use crate::private_file::{self, open_lock};
 use crate::settings::Settings;
-use crate::store::{DirWatch, FsStore};
+use crate::store::{DirWatch, FsStore, TaskStore};
 use crate::task::TaskRecord;
 
 /// How soon to try again when another waiter holds the queue lock for a moment.
@@ -55,8 +57,8 @@ enum Turn {
     Taken(Slot),
     /// Another waiter holds the queue lock for a moment.
     Busy,
-    /// No slot yet: this many waiters are ahead, the nearest being `next_ahead`; `why` says
-    /// why in words (for the task's progress).
+    /// No slot yet: this many waiters of the same group are ahead, the nearest being
+    /// `next_ahead`; `why` says why in words (for the task's progress).
     Wait {
         ahead: usize,
         next_ahead: Option<String>,
@@ -76,6 +78,91 @@ impl Drop for Slot {
         let _ = self.lock.unlock();
         poke(&self.layout);
     }
+}
+
+/// A waiter's entry in the line: `<created-at-ns>-<task id>-<group>`. Names sort in creation
+/// order; the group is in the name so that a look needs no more than the directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    name: String,
+    id: Option<TaskId>,
+    group: GroupName,
+}
+
+impl Entry {
+    fn new(record: &TaskRecord) -> Self {
+        let nanos = record
+            .created_at
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .max(0);
+        Self {
+            name: format!("{nanos:020}-{}-{}", record.id.simple(), record.spec.group),
+            id: Some(record.id),
+            group: record.spec.group.clone(),
+        }
+    }
+
+    /// Reads an entry's name. Entries of runners from before groups have no group part: they
+    /// are in `default`.
+    fn parse(name: String) -> Self {
+        let rest = name.split_once('-').map_or("", |(_, rest)| rest);
+        let (id, group) = rest.split_once('-').unwrap_or((rest, ""));
+        Self {
+            id: id.parse().ok(),
+            group: group.parse().unwrap_or_default(),
+            name,
+        }
+    }
+}
+
+/// What holds the slots now: how many in all and how many per group.
+#[derive(Debug, Default)]
+struct Running {
+    total: usize,
+    by_group: HashMap<GroupName, usize>,
+}
+
+impl Running {
+    fn in_group(&self, group: &GroupName) -> usize {
+        self.by_group.get(group).copied().unwrap_or(0)
+    }
+}
+
+/// The limits that hold for a look.
+struct Limits {
+    machine: usize,
+    paused: bool,
+    settings: Option<Settings>,
+}
+
+impl Limits {
+    fn group(&self, group: &GroupName) -> (Option<usize>, bool) {
+        self.settings
+            .as_ref()
+            .and_then(|s| s.group(group))
+            .map_or((None, false), |g| {
+                (g.max_parallel.map(|n| n.max(1)), g.paused)
+            })
+    }
+
+    /// Whether a task of `group` may take a slot now, as far as its group is concerned.
+    fn group_has_room(&self, group: &GroupName, running: &Running) -> bool {
+        let (limit, paused) = self.group(group);
+        !paused && limit.is_none_or(|limit| running.in_group(group) < limit)
+    }
+}
+
+/// "1st", "2nd", "3rd", "4th", … "11th", "12th", "13th", "21st".
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Wakes the runners waiting in `queue_dir` (an inotify close-write event on `.poke`).
@@ -116,7 +203,7 @@ struct Queue {
     dir: PathBuf,
     layout: StateLayout,
     lock: File,
-    entry: String,
+    entry: Entry,
     /// Held while this runner waits: the waiter behind sleeps on it.
     _entry_lock: File,
 }
@@ -125,18 +212,13 @@ impl Queue {
     fn join(store: &FsStore, record: &TaskRecord) -> io::Result<Self> {
         let layout = store.layout().clone();
         let dir = layout.queue();
-        let nanos = record
-            .created_at
-            .timestamp_nanos_opt()
-            .unwrap_or_default()
-            .max(0);
-        let entry = format!("{nanos:020}-{}", record.id.simple());
+        let entry = Entry::new(record);
         // Locked before it is renamed into the line, so that every entry there is locked by a
         // live waiter: one whose lock is free belongs to a runner that died.
-        let joining = dir.join(format!(".join-{entry}"));
+        let joining = dir.join(format!(".join-{}", entry.name));
         let entry_lock = open_lock(&joining)?;
         entry_lock.lock()?;
-        fs::rename(&joining, dir.join(&entry)).inspect_err(|_| {
+        fs::rename(&joining, dir.join(&entry.name)).inspect_err(|_| {
             let _ = fs::remove_file(&joining);
         })?;
         Ok(Self {
@@ -151,24 +233,16 @@ impl Queue {
     /// Leaves the line. The entry goes before its lock is freed (when `self` drops), so the
     /// waiter behind, woken by the lock, finds it gone.
     fn leave(&self) {
-        let _ = fs::remove_file(self.dir.join(&self.entry));
+        let _ = fs::remove_file(self.dir.join(&self.entry.name));
     }
 
-    /// Removes the entries of runners that died; returns how many.
-    fn clear_dead(&self, store: &FsStore, names: &[String]) -> usize {
-        let mut dead = 0;
-        for name in names {
-            let alive = name
-                .rsplit('-')
-                .next()
-                .and_then(|id| id.parse::<TaskId>().ok())
-                .is_some_and(|id| runner_alive(store, &id));
-            if !alive {
-                let _ = fs::remove_file(self.dir.join(name));
-                dead += 1;
-            }
+    /// Whether the waiter of `entry` is alive; if not, its entry is removed.
+    fn alive_or_cleared(&self, store: &FsStore, entry: &Entry) -> bool {
+        let alive = entry.id.is_some_and(|id| runner_alive(store, &id));
+        if !alive {
+            let _ = fs::remove_file(self.dir.join(&entry.name));
         }
-        dead
+        alive
     }
 
     /// One attempt: takes a slot if this runner's turn has come.
@@ -183,72 +257,117 @@ impl Queue {
         result
     }
 
-    /// The machine-wide limit and pause as they are now (the defaults if none are stored or
-    /// they cannot be read).
-    fn settings(&self) -> (usize, bool) {
-        match Settings::load(&self.layout.settings()) {
-            Ok(Some(settings)) => (settings.max_parallel.max(1), settings.paused),
-            Ok(None) => (DEFAULT_MAX_PARALLEL, false),
+    /// The limits and pause as they are now (the defaults if none are stored or they cannot
+    /// be read).
+    fn limits(&self) -> Limits {
+        let settings = match Settings::load(&self.layout.settings()) {
+            Ok(settings) => settings,
             Err(e) => {
                 tracing::warn!("cannot read the settings, using the default limit: {e}");
-                (DEFAULT_MAX_PARALLEL, false)
+                None
             }
+        };
+        Limits {
+            machine: settings
+                .as_ref()
+                .map_or(DEFAULT_MAX_PARALLEL, |s| s.max_parallel.max(1)),
+            paused: settings.as_ref().is_some_and(|s| s.paused),
+            settings,
         }
     }
 
     /// The machine-wide limit as it is now.
     fn limit(&self) -> usize {
-        self.settings().0
+        self.limits().machine
     }
 
+    /// Under the queue lock: walks the line in order, giving each waiter ahead the slot it
+    /// would take (a waiter whose group is full or paused takes none and holds nobody back),
+    /// and takes a slot if one is left for this waiter. So FIFO holds within a group, and a
+    /// group that cannot start holds up no other group.
     fn take_locked(&self, store: &FsStore) -> io::Result<Turn> {
-        let (limit, paused) = self.settings();
-        let mut entries: Vec<String> = fs::read_dir(&self.dir)?
+        let limits = self.limits();
+        let mut line: Vec<Entry> = fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| !name.starts_with('.') && *name < self.entry)
+            .filter(|name| !name.starts_with('.') && *name < self.entry.name)
+            .map(Entry::parse)
             .collect();
-        entries.sort();
-        if paused {
+        line.sort_by(|a, b| a.name.cmp(&b.name));
+        let group = &self.entry.group;
+        let same_group: Vec<String> = line
+            .iter()
+            .filter(|e| e.group == *group)
+            .map(|e| e.name.clone())
+            .collect();
+        if limits.paused {
             return Ok(Self::wait(
-                entries,
+                same_group,
                 "paused: new tasks start after `ccmp resume`".to_owned(),
             ));
         }
-        if entries.len() >= limit {
-            // Far back in the line: no slot can be ours yet, unless those at the head died.
-            // Clear dead entries there (nobody else may be alive to do it), then look again.
-            let head: Vec<String> = entries.iter().take(limit).cloned().collect();
-            let dead = self.clear_dead(store, &head);
-            if dead == 0 {
-                return Ok(Self::wait_for_slot(entries, limit));
+        let (group_limit, group_paused) = limits.group(group);
+        if group_paused {
+            let why = format!(
+                "group {group} paused: its tasks start after `ccmp resume --group {group}`"
+            );
+            return Ok(Self::wait(same_group, why));
+        }
+        let (mut running, mut free) = self.slots(limits.machine)?;
+        let held = running.total;
+        let held_in_group = running.in_group(group);
+        let mut machine_room = limits.machine.saturating_sub(held);
+        for entry in &line {
+            if machine_room == 0 {
+                break;
             }
-            entries.retain(|name| !head.contains(name) || self.dir.join(name).exists());
+            if !limits.group_has_room(&entry.group, &running) {
+                continue;
+            }
+            // This waiter would take a slot before us, if it is alive.
+            if !self.alive_or_cleared(store, entry) {
+                continue;
+            }
+            machine_room -= 1;
+            running.total += 1;
+            *running.by_group.entry(entry.group.clone()).or_default() += 1;
         }
-        // Slots in use: every held slot lock, including ones past a limit lowered since.
-        let (busy, mut free) = self.slots(limit)?;
-        let room = limit.saturating_sub(busy);
-        free.truncate(room);
-        if free.is_empty() {
-            return Ok(Self::wait_for_slot(entries, limit));
+        let same_group: Vec<String> = same_group
+            .into_iter()
+            .filter(|name| self.dir.join(name).exists())
+            .collect();
+        let place = ordinal(same_group.len() + 1);
+        if let Some(limit) = group_limit
+            && running.in_group(group) >= limit
+        {
+            let why = format!(
+                "queued: {place} in line in group {group} ({}/{limit} running in the group)",
+                held_in_group.min(limit)
+            );
+            return Ok(Self::wait(same_group, why));
         }
-        if entries.len() >= free.len() {
-            // Not our turn, unless some of those ahead belong to runners that died.
-            self.clear_dead(store, &entries);
-            entries.retain(|name| self.dir.join(name).exists());
+        if machine_room == 0 || free.is_empty() {
+            let why = format!(
+                "queued: {place} in line in group {group} ({}/{} running machine-wide)",
+                held.min(limits.machine),
+                limits.machine
+            );
+            return Ok(Self::wait(same_group, why));
         }
-        if entries.len() < free.len() {
-            let lock = free.swap_remove(0);
-            self.leave();
-            return Ok(Turn::Taken(Slot {
-                lock,
-                layout: self.layout.clone(),
-            }));
-        }
-        Ok(Self::wait_for_slot(entries, limit))
+        let lock = free.swap_remove(0);
+        self.leave();
+        // Who holds the slot, for the count of a group's running tasks.
+        let _ = lock.set_len(0);
+        let holder = self.entry.id.map(|id| id.simple().to_string());
+        let holder = format!("{} {group}\n", holder.unwrap_or_default());
+        let _ = (&lock).write_all(holder.as_bytes());
+        Ok(Turn::Taken(Slot {
+            lock,
+            layout: self.layout.clone(),
+        }))
     }
 
-    /// How many slots are held now, and the free ones below `limit`, locked.
-    fn slots(&self, limit: usize) -> io::Result<(usize, Vec<File>)> {
+    /// Who holds slots now, and the free slots below `limit`, locked.
+    fn slots(&self, limit: usize) -> io::Result<(Running, Vec<File>)> {
         let existing = fs::read_dir(self.layout.slots())?
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
@@ -256,36 +375,30 @@ impl Queue {
             })
             .max()
             .map_or(0, |n| n + 1);
-        let mut busy = 0;
+        let mut running = Running::default();
         let mut free = Vec::new();
         for n in 0..existing.max(limit) {
             let file = open_lock(&self.layout.slot(n))?;
             match file.try_lock() {
                 Ok(()) if n < limit => free.push(file),
                 Ok(()) => {}
-                Err(TryLockError::WouldBlock) => busy += 1,
+                Err(TryLockError::WouldBlock) => {
+                    running.total += 1;
+                    *running.by_group.entry(slot_group(&file)).or_default() += 1;
+                }
                 Err(TryLockError::Error(e)) => return Err(e),
             }
         }
-        Ok((busy, free))
+        Ok((running, free))
     }
 
-    /// Not yet: `ahead` are the entries before this one, in order.
+    /// Not yet: `ahead` are the entries of the same group before this one, in order.
     fn wait(mut ahead: Vec<String>, why: String) -> Turn {
         Turn::Wait {
             ahead: ahead.len(),
             next_ahead: ahead.pop(),
             why,
         }
-    }
-
-    /// Not yet, for want of a slot.
-    fn wait_for_slot(ahead: Vec<String>, limit: usize) -> Turn {
-        let why = match ahead.len() {
-            0 => format!("queued: next in line; all {limit} slots are busy"),
-            n => format!("queued: {n} ahead in line for {limit} slots"),
-        };
-        Self::wait(ahead, why)
     }
 
     /// Resolves once the waiter whose entry is `name` has left the line (its lock is free).
@@ -312,6 +425,16 @@ impl Queue {
         }
         rx
     }
+}
+
+/// The group of the task holding a slot, from the slot file (written when the slot is taken).
+fn slot_group(mut file: &File) -> GroupName {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_default()
 }
 
 /// Waits for a slot in FIFO order. Returns `Ok(None)` if `cancel` fires first.
@@ -405,8 +528,12 @@ pub(crate) async fn acquire(
 }
 
 /// Records why the task waits as its progress, when that changed since it last said.
-fn say_why(store: &FsStore, record: &TaskRecord, last: &mut Option<String>, why: String) {
-    use crate::store::TaskStore;
+pub(crate) fn say_why(
+    store: &dyn TaskStore,
+    record: &TaskRecord,
+    last: &mut Option<String>,
+    why: String,
+) {
     if last.as_ref() == Some(&why) {
         return;
     }

@@ -12,11 +12,13 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::agent_loop::{self, RunContext};
+use super::dependencies::{self, Dependencies, DependencyWatch, Wake};
 use super::unix::say;
 use super::{queue, unix};
 use crate::error::{StoreError, SupervisorError};
@@ -143,6 +145,33 @@ async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
         trampoline: std::env::current_exe().ok(),
         reap_orphans: true,
     };
+    let record = if record.spec.after.is_empty() {
+        record
+    } else {
+        let watch = RunnerDependencyWatch::new(store.clone());
+        match dependencies::wait_for(shared.as_ref(), &record, &cancel, &watch).await {
+            Dependencies::Met => {}
+            Dependencies::Unmet(reason) => {
+                agent_loop::finish_early(shared.as_ref(), record, TaskStatus::Skipped, reason)
+                    .await;
+                return;
+            }
+            Dependencies::Cancelled => {
+                let error = format!("{} while waiting for its dependencies", reason());
+                agent_loop::finish_early(shared.as_ref(), record, TaskStatus::Cancelled, error)
+                    .await;
+                return;
+            }
+        }
+        let record = store.load(&record.id).unwrap_or(record);
+        match dependencies::resume_after_followed(shared.as_ref(), record.clone()) {
+            Ok(record) => record,
+            Err(error) => {
+                agent_loop::finish_early(shared.as_ref(), record, TaskStatus::Failed, error).await;
+                return;
+            }
+        }
+    };
     let slot = match queue::acquire(&store, &record, &cancel).await {
         Ok(Some(slot)) => slot,
         Ok(None) => {
@@ -156,8 +185,67 @@ async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
             return;
         }
     };
-    // The record may have changed while queued (progress is ours alone, but reload to be safe).
-    let record = store.load(&record.id).unwrap_or(record);
+    // The record may have changed while queued (progress is ours alone, but reload to be safe;
+    // the session a follow-up resumes is decided above and kept).
+    let record = match store.load(&record.id) {
+        Ok(loaded) => TaskRecord {
+            spec: record.spec,
+            ..loaded
+        },
+        Err(_) => record,
+    };
     agent_loop::run_agent(&ctx, record, &cancel, reason).await;
     drop(slot);
+}
+
+/// A detached runner waits for a dependency in a blocking `flock` on its `runner.lock`, which
+/// the kernel grants when that runner exits, however it exits.
+struct RunnerDependencyWatch {
+    store: FsStore,
+    /// Looks in a row that found the dependency's lock free at once while it had not ended
+    /// (its runner had not started yet): each waits longer, so a slow start is no busy loop.
+    early_looks: Arc<AtomicU32>,
+}
+
+impl RunnerDependencyWatch {
+    fn new(store: FsStore) -> Self {
+        Self {
+            store,
+            early_looks: Arc::new(AtomicU32::new(0)),
+        }
+    }
+}
+
+impl DependencyWatch for RunnerDependencyWatch {
+    fn refresh(&self, record: TaskRecord) -> TaskRecord {
+        super::detached::refresh(&self.store, record.clone()).unwrap_or(record)
+    }
+
+    fn until_moved(&self, id: &TaskId) -> Wake {
+        let path = self.store.layout().runner_lock(id);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("ccmp-after".into())
+            .spawn(move || {
+                // A missing lock file: the task was cleaned up, which the next read shows.
+                if let Ok(lock) = crate::private_file::open_read(&path) {
+                    let _ = lock.lock_shared();
+                }
+                let _ = tx.send(());
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot wait for a dependency without polling: {e}");
+        }
+        let early_looks = self.early_looks.clone();
+        let started = std::time::Instant::now();
+        Box::pin(async move {
+            let _ = rx.await;
+            if started.elapsed() < Duration::from_millis(20) {
+                let early = early_looks.fetch_add(1, Ordering::Relaxed).min(5);
+                tokio::time::sleep(Duration::from_millis(50 << early)).await;
+            } else {
+                early_looks.store(0, Ordering::Relaxed);
+            }
+        })
+    }
 }

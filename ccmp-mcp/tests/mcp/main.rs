@@ -595,13 +595,24 @@ fn continue_task_resumes_the_session(era: Era) {
     assert_eq!(waited["finished"][0]["status"], "succeeded");
     assert_eq!(second["session_id"], first["session_id"]);
     assert!(second["cost_usd"].as_f64() > first["cost_usd"].as_f64());
+    // A follow-up of a running task queues behind it and says so.
     let running = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_HANG"}));
-    let text = mcp.err(
+    let behind = mcp.ok(
         "continue_task",
         json!({"task_id": running["id"], "prompt": "more"}),
     );
-    assert!(text.contains("wait for it to finish"), "{text}");
+    assert_eq!(behind["after"], json!([running["short_id"]]));
+    let next = behind["next"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!(
+            "Queued behind {}: it starts once that task has succeeded",
+            running["short_id"].as_str().unwrap()
+        )),
+        "{next}"
+    );
     mcp.ok("cancel_task", json!({"task_id": running["id"]}));
+    let waited = mcp.ok("wait_for_tasks", json!({"task_ids": [behind["id"]]}));
+    assert_eq!(waited["finished"][0]["status"], "skipped");
 }
 
 #[test]
