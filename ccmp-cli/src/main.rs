@@ -30,7 +30,8 @@ mod hint;
 mod render;
 
 use commands::{
-    cancel, cleanup, completions, list, logs, parallel, pause, reply, run, start, status, wait,
+    cancel, cleanup, completions, group, list, logs, parallel, pause, reply, run, start, status,
+    wait,
 };
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
@@ -59,6 +60,7 @@ enum Command {
     Parallel(parallel::ParallelArgs),
     Pause(pause::PauseArgs),
     Resume(pause::ResumeArgs),
+    Group(group::GroupArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -120,8 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Reply(args) => reply::run(&ccmp, args).await,
             Command::Cleanup(args) => cleanup::run(&ccmp, args).await,
             Command::Parallel(args) => parallel::run(&ccmp, args),
-            Command::Pause(_) => pause::run(&ccmp, true),
-            Command::Resume(_) => pause::run(&ccmp, false),
+            Command::Pause(args) => pause::run(&ccmp, args.group, true),
+            Command::Resume(args) => pause::run(&ccmp, args.group, false),
+            Command::Group(args) => group::run(&ccmp, args),
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

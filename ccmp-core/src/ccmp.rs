@@ -139,7 +139,7 @@ impl Ccmp {
     ) -> Result<TaskRecord, Error> {
         let program = self.config.program_for(request.agent.kind()).clone();
         let spec = request.validate(&program)?;
-        self.known_group(&spec.group)?;
+        self.check_group(&spec.group)?;
         for dependency in &spec.after {
             match self.store.load(dependency) {
                 Ok(_) => {}

@@ -12,33 +12,38 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskParams {
-    /// What to do, as you would tell Claude Code.
+    /// What to do.
     pub prompt: String,
-    /// Directory to work in. Default: the server's.
+    /// Default: the server's dir.
     pub working_dir: Option<String>,
     /// sonnet, opus, haiku, or a full model id.
     pub model: Option<String>,
     /// Skip permission prompts. Default true.
     pub skip_permissions: Option<bool>,
-    /// Seconds before the task is stopped.
+    /// Seconds before it is stopped.
     pub timeout: Option<f64>,
     /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
     pub permission_mode: Option<String>,
-    /// Tools allowed without asking, e.g. "Bash(git:*)"
+    /// Allowed without asking, e.g. "Bash(git:*)"
     pub allowed_tools: Option<Vec<String>>,
-    /// Stop after this many turns.
+    /// Most turns.
     pub max_turns: Option<i64>,
     /// USD limit.
     pub max_budget_usd: Option<f64>,
     /// Added to the system prompt.
     pub append_system_prompt: Option<String>,
-    /// "worktree": work on a new branch ccmp/ID in a git worktree.
+    /// "worktree": own git worktree, branch ccmp/ID.
     pub isolation: Option<String>,
+    /// Queue group. Default "default".
+    pub group: Option<String>,
+    /// Ids of tasks that must succeed first.
+    pub after: Option<Vec<String>>,
 }
 
 impl TaskParams {
-    /// The core request for these parameters.
-    pub fn into_request(self) -> Result<TaskRequest, String> {
+    /// The core request for these parameters, running after `after` (the `after` ids,
+    /// resolved by the caller).
+    pub fn into_request(self, after: Vec<ccmp_core::TaskId>) -> Result<TaskRequest, String> {
         let isolation = match self.isolation.as_deref() {
             None | Some("none") => None,
             Some("worktree") => Some(ccmp_core::Isolation::Worktree),
@@ -54,6 +59,8 @@ impl TaskParams {
             model: self.model,
             timeout_secs: self.timeout,
             isolation,
+            group: self.group,
+            after,
             ..TaskRequest::default()
         }
         .claude(ccmp_core::ClaudeOptions {
@@ -82,7 +89,7 @@ pub struct ExecuteParams {
 }
 
 const MAX_WAIT_S: &str = "max_wait_s";
-const MAX_WAIT_S_DOC: &str = "Stop waiting after this many seconds (default 600).";
+const MAX_WAIT_S_DOC: &str = "Seconds to wait. Default 600.";
 
 impl<'de> Deserialize<'de> for ExecuteParams {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -136,8 +143,10 @@ pub struct ListParams {
     pub include_finished: Option<bool>,
     /// Only this state: queued, running, succeeded, failed, timed_out, cancelled, lost or skipped.
     pub status: Option<String>,
-    /// Most tasks to return, newest first. Default 50.
+    /// Default 50.
     pub limit: Option<u32>,
+    /// Only this group.
+    pub group: Option<String>,
 }
 
 /// `cleanup_task` parameters.
@@ -150,7 +159,7 @@ pub struct CleanupParams {
     pub force: Option<bool>,
     /// Remove every finished task.
     pub finished: Option<bool>,
-    /// Remove finished tasks older than this, e.g. "7d" or "12h".
+    /// Only finished tasks older than this, e.g. "7d".
     pub older_than: Option<String>,
     /// Also delete worktree branches with work.
     pub delete_branch: Option<bool>,
@@ -174,9 +183,9 @@ pub struct WaitParams {
 pub struct OutputParams {
     /// Task id or prefix.
     pub task_id: String,
-    /// transcript (default, readable), result, stdout (raw JSON lines) or stderr.
+    /// transcript (default), result, stdout (JSON lines) or stderr.
     pub stream: Option<String>,
-    /// Where to start: next_offset of the previous page.
+    /// next_offset of the previous page.
     pub offset: Option<u64>,
     /// Bytes of text. Default and max 6000.
     pub limit: Option<u64>,
@@ -188,7 +197,7 @@ pub struct OutputParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContinueParams {
-    /// The finished task.
+    /// The task.
     pub task_id: String,
     /// What to do next.
     pub prompt: String,

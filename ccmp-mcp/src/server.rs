@@ -132,8 +132,13 @@ impl Server {
             .map_err(fail)
     }
 
-    async fn start(&self, params: TaskParams) -> Result<ccmp_core::TaskRecord, String> {
-        let request = params.into_request()?;
+    async fn start(&self, mut params: TaskParams) -> Result<ccmp_core::TaskRecord, String> {
+        let after = params.after.take().unwrap_or_default();
+        let after = self
+            .blocking(move |ccmp| ccmp.resolve_all(&after))
+            .await
+            .map_err(|e| format!("after: {e}"))?;
+        let request = params.into_request(after)?;
         self.blocking(move |ccmp| ccmp.start(request)).await
     }
 
@@ -145,8 +150,7 @@ impl Server {
 
 #[tool_router]
 impl Server {
-    /// Run a Claude Code task and wait for its result (after max_wait_s, it returns the task
-    /// still running).
+    /// Run a Claude Code task and wait for its result (up to max_wait_s).
     #[tool(
         annotations(read_only_hint = false, destructive_hint = false, open_world_hint = true),
         output_schema = rmcp::handler::server::tool::schema_for_output::<TaskReply>()
@@ -237,8 +241,8 @@ impl Server {
         }
     }
 
-    /// Start a Claude Code task in the background and return its id at once. Tasks run in
-    /// parallel and outlive this session.
+    /// Start a Claude Code task in the background and return its id at once. Tasks outlive
+    /// this session.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -282,11 +286,17 @@ impl Server {
             .transpose()?
             .into_iter()
             .collect();
+        let group = params
+            .group
+            .map(|g| g.parse::<ccmp_core::GroupName>())
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let query = ListQuery::from_filters(
             states,
             params.include_finished.unwrap_or(false),
             params.limit.map(|n| n as usize),
-        );
+        )
+        .in_group(group);
         let list = self.blocking(move |ccmp| ccmp.list(&query)).await?;
         Ok(Json(ListReply::new(&self.ccmp, &list)))
     }
@@ -337,8 +347,7 @@ impl Server {
         Ok(Json(CleanupReply::new(&report)))
     }
 
-    /// Wait until all (or any) of the tasks finish, up to timeout_s. Use this instead of
-    /// polling check_task_status.
+    /// Wait until all (or any) of the tasks finish, up to timeout_s, instead of polling.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     async fn wait_for_tasks(
         &self,
@@ -421,8 +430,8 @@ impl Server {
         Ok(Json(OutputReply::new(id.short(), source, chunk)))
     }
 
-    /// Follow up on a finished task: a new task resumes its session in the same directory.
-    /// Returns at once.
+    /// Follow up on a task: a new task resumes its session in the same directory, after any
+    /// turn still queued or running. Returns at once.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,

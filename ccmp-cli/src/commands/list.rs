@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use ccmp_core::{Ccmp, ListQuery, TaskStatus};
+use ccmp_core::{Ccmp, GroupName, ListQuery, TaskStatus};
 use clap::Args;
 use comfy_table::{ColumnConstraint, ContentArrangement, Row, Table, presets};
 use serde::Serialize;
@@ -16,10 +16,14 @@ pub struct ListArgs {
     /// Include finished tasks.
     #[arg(short, long)]
     pub all: bool,
-    /// Only tasks in this state (queued, running, succeeded, failed, timed_out, cancelled, lost);
+    /// Only tasks in this state (queued, running, succeeded, failed, timed_out, cancelled, lost,
+    /// skipped);
     /// repeat for more.
     #[arg(long = "state", value_name = "STATE")]
     pub states: Vec<TaskStatus>,
+    /// Only tasks of this group.
+    #[arg(short, long, value_name = "NAME")]
+    pub group: Option<String>,
     /// Show at most this many tasks.
     #[arg(short = 'n', long, default_value_t = ccmp_core::DEFAULT_LIST_LIMIT)]
     pub limit: usize,
@@ -36,7 +40,15 @@ struct ListJson {
 }
 
 pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let query = ListQuery::from_filters(args.states, args.all, Some(args.limit));
+    let group = args
+        .group
+        .as_deref()
+        .map(str::parse::<GroupName>)
+        .transpose()?;
+    // Finished tasks keep the name of a group removed since, so any name may be listed; one
+    // that matches nothing and is no group is likely a typo.
+    let unknown_group = group.as_ref().and_then(|g| ccmp.check_group(g).err());
+    let query = ListQuery::from_filters(args.states, args.all, Some(args.limit)).in_group(group);
     let list = ccmp.list(&query)?;
     if args.json {
         return print_json(&ListJson {
@@ -52,15 +64,21 @@ pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
         } else {
             ""
         };
-        err!("no tasks{hint}");
+        match unknown_group {
+            Some(e) => err!("no tasks: {e}"),
+            None => err!("no tasks{hint}"),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let width = terminal_width();
     // Below 100 columns, the age and the dir give way, so that the prompt keeps some room.
     let wide = width.is_none_or(|w| w >= 100);
+    // The group shows when some task is in one other than `default`.
+    let grouped = list.tasks.iter().any(|t| !t.spec.group.is_default());
     let columns: Vec<Column> = Column::ALL
         .into_iter()
         .filter(|c| wide || !matches!(c, Column::Age | Column::Dir))
+        .filter(|c| grouped || !matches!(c, Column::Group))
         .collect();
     let mut table = Table::new();
     table
@@ -114,6 +132,7 @@ pub fn run(ccmp: &Ccmp, args: ListArgs) -> anyhow::Result<ExitCode> {
 enum Column {
     Id,
     State,
+    Group,
     Age,
     Time,
     Cost,
@@ -123,9 +142,10 @@ enum Column {
 }
 
 impl Column {
-    const ALL: [Column; 8] = [
+    const ALL: [Column; 9] = [
         Self::Id,
         Self::State,
+        Self::Group,
         Self::Age,
         Self::Time,
         Self::Cost,
@@ -138,6 +158,7 @@ impl Column {
         match self {
             Self::Id => "ID",
             Self::State => "STATE",
+            Self::Group => "GROUP",
             Self::Age => "AGE",
             Self::Time => "TIME",
             Self::Cost => "COST",
@@ -151,6 +172,7 @@ impl Column {
         match self {
             Self::Id => view.short_id.clone(),
             Self::State => state(view.status),
+            Self::Group => view.group.clone(),
             Self::Age => age(view.created_at),
             Self::Time => view
                 .elapsed_s
@@ -171,6 +193,10 @@ impl Column {
                 match (&view.progress, view.status) {
                     (Some(progress), TaskStatus::Running) => {
                         format!("[{}] {prompt}", head(progress, 40))
+                    }
+                    // Why it waits: its place in line, a dependency, a pause.
+                    (Some(progress), TaskStatus::Queued) => {
+                        format!("[{}] {prompt}", head(progress, 60))
                     }
                     _ => prompt,
                 }

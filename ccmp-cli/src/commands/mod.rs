@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod cleanup;
 pub mod common;
 pub mod completions;
+pub mod group;
 pub mod list;
 pub mod logs;
 pub mod parallel;

@@ -19,6 +19,6 @@ pub struct RunArgs {
 }
 
 pub async fn run(ccmp: &Ccmp, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let record = ccmp.start(args.task.into_request()?)?;
+    let record = ccmp.start(args.task.into_request(ccmp)?)?;
     wait_and_report(ccmp, &record, args.json).await
 }

@@ -23,7 +23,7 @@ pub struct StartArgs {
 }
 
 pub async fn run(ccmp: &Ccmp, args: StartArgs) -> anyhow::Result<ExitCode> {
-    let record = ccmp.start(args.task.into_request()?)?;
+    let record = ccmp.start(args.task.into_request(ccmp)?)?;
     if !args.wait {
         print_started(ccmp, &record, args.json)?;
         return Ok(ExitCode::SUCCESS);

@@ -100,6 +100,12 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(follows) = &view.follows {
         out!("{}", field("follows", &follows[..8.min(follows.len())]));
     }
+    if view.group != ccmp_core::DEFAULT_GROUP {
+        out!("{}", field("group", &view.group));
+    }
+    if !view.after.is_empty() {
+        out!("{}", field("after", &view.after.join(", ")));
+    }
     if let Some(worktree) = &view.worktree {
         out!(
             "{}",

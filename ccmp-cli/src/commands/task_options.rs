@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ccmp_core::{ClaudeOptions, Isolation, TaskRequest};
+use ccmp_core::{Ccmp, ClaudeOptions, Isolation, TaskRequest};
 use clap::Args;
 
 use super::common::{parse_seconds, read_prompt};
@@ -34,6 +34,13 @@ pub struct TaskOptions {
     /// An environment variable for the agent, as NAME=VALUE; repeat for more.
     #[arg(short, long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// The group to run in (default: default); it must exist (`ccmp group add NAME`).
+    #[arg(short, long, value_name = "NAME")]
+    pub group: Option<String>,
+    /// Start only after this task has succeeded (id or prefix); repeat for more. If one does
+    /// not succeed, this task ends `skipped` without running.
+    #[arg(long, value_name = "ID")]
+    pub after: Vec<String>,
 }
 
 /// Claude Code's own settings: one flag per [`ClaudeOptions`] field.
@@ -81,7 +88,10 @@ pub fn join_words(words: Vec<String>) -> Option<String> {
 
 impl TaskOptions {
     /// The core request.
-    pub fn into_request(self) -> anyhow::Result<TaskRequest> {
+    pub fn into_request(self, ccmp: &Ccmp) -> anyhow::Result<TaskRequest> {
+        let after = ccmp
+            .resolve_all(&self.after)
+            .map_err(|e| anyhow::Error::new(e).context("--after"))?;
         let prompt = read_prompt(join_words(self.prompt))?;
         let mut env = BTreeMap::new();
         for pair in self.env {
@@ -97,6 +107,8 @@ impl TaskOptions {
             timeout_secs: self.timeout.as_deref().map(parse_seconds).transpose()?,
             env,
             isolation: self.worktree.then_some(Isolation::Worktree),
+            group: self.group,
+            after,
             ..TaskRequest::default()
         }
         .claude(self.claude.into()))

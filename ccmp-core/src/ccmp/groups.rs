@@ -90,7 +90,7 @@ impl Ccmp {
                 "the default group cannot be removed".into(),
             ));
         }
-        self.known_group(name)?;
+        self.check_group(name)?;
         let live = self
             .groups()?
             .into_iter()
@@ -117,7 +117,7 @@ impl Ccmp {
         if let Some(limit) = max_parallel {
             check_limit(limit)?;
         }
-        self.known_group(name)?;
+        self.check_group(name)?;
         self.change_settings(|settings| {
             settings
                 .groups
@@ -129,14 +129,14 @@ impl Ccmp {
 
     /// Holds a group's new tasks back, or lets them start again. Its running tasks go on.
     pub fn set_group_paused(&self, name: &GroupName, paused: bool) -> Result<Settings, Error> {
-        self.known_group(name)?;
+        self.check_group(name)?;
         self.change_settings(|settings| {
             settings.groups.entry(name.clone()).or_default().paused = paused;
         })
     }
 
     /// An error naming the groups there are, unless `name` is one of them.
-    pub(crate) fn known_group(&self, name: &GroupName) -> Result<(), Error> {
+    pub fn check_group(&self, name: &GroupName) -> Result<(), Error> {
         let settings = self.max_parallel()?;
         if settings.has_group(name) {
             return Ok(());

@@ -76,11 +76,7 @@ pub(crate) async fn wait_for(
             if current.status.is_terminal() {
                 return Dependencies::Unmet(unmet_reason(&current));
             }
-            let why = format!(
-                "waiting for {} ({}) to succeed",
-                dependency.short(),
-                current.status
-            );
+            let why = format!("waiting for {} ({})", dependency.short(), current.status);
             say_why(store, record, &mut last_why, why);
             tokio::select! {
                 () = wake => {}

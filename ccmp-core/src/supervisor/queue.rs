@@ -340,14 +340,14 @@ impl Queue {
             && running.in_group(group) >= limit
         {
             let why = format!(
-                "queued: {place} in line in group {group} ({}/{limit} running in the group)",
+                "{place} in line in group {group} ({}/{limit} of the group running)",
                 held_in_group.min(limit)
             );
             return Ok(Self::wait(same_group, why));
         }
         if machine_room == 0 || free.is_empty() {
             let why = format!(
-                "queued: {place} in line in group {group} ({}/{} running machine-wide)",
+                "{place} in line in group {group} ({}/{} running)",
                 held.min(limits.machine),
                 limits.machine
             );
