@@ -157,3 +157,161 @@ fn pause_holds_new_tasks_back_and_resume_lets_them_start() {
     );
     assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
 }
+
+/// Runs `ccmp` in the sandbox with the environment tasks need; returns its output.
+fn ccmp_output(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    Command::new(workspace_bin("ccmp"))
+        .args(args)
+        .env("CCMP_STATE_DIR", sandbox.state())
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .current_dir(sandbox.work())
+        .output()
+        .unwrap()
+}
+
+/// Every task, as `ccmp list --all --json` gives them.
+fn all_tasks(sandbox: &Sandbox) -> Vec<Value> {
+    let output = ccmp_output(sandbox, &["list", "--all", "--json", "--limit", "10000"]);
+    assert!(output.status.success(), "{output:?}");
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    list["tasks"].as_array().unwrap().clone()
+}
+
+#[test]
+fn group_and_machine_limits_hold_together_under_three_frontends() {
+    let sandbox = Sandbox::new();
+    // Machine-wide 5; group `solo` 1, group `pair` 2, `default` only the machine's.
+    cli(&sandbox, "4", &["parallel", "5"]);
+    cli(&sandbox, "4", &["group", "add", "solo", "--parallel", "1"]);
+    cli(&sandbox, "4", &["group", "add", "pair", "--parallel", "2"]);
+    let groups = ["solo", "pair", "default"];
+    let events = |group: &str| sandbox.path(&format!("events-{group}.log"));
+    let prompt = |group: &str| format!("FAKE_SLEEP=0.05 FAKE_RECORD={}", events(group).display());
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    // Three frontends at once, 100 tasks each, spread over the three groups: the embedding
+    // program (one process per group), the CLI (on a thread), the MCP server (here).
+    let hosts: Vec<_> = groups
+        .iter()
+        .zip([33, 33, 34])
+        .map(|(group, count)| {
+            Command::new(workspace_bin("ccmp-test-host"))
+                .args([
+                    "start",
+                    &sandbox.state().display().to_string(),
+                    &count.to_string(),
+                    &prompt(group),
+                ])
+                .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+                .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+                .env("GROUP", group)
+                .current_dir(sandbox.work())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let cli_starts = std::thread::scope(|scope| {
+        let cli_thread = scope.spawn(|| {
+            for n in 0..100 {
+                let group = groups[n % 3];
+                cli(&sandbox, "9", &["start", "--group", group, &prompt(group)]);
+            }
+        });
+        for n in 0..100 {
+            let group = groups[(n + 1) % 3];
+            mcp.ok(
+                "start_cc_task_async",
+                json!({"prompt": prompt(group), "group": group}),
+            );
+        }
+        cli_thread.join()
+    });
+    cli_starts.unwrap();
+    for mut host in hosts {
+        assert!(host.wait().unwrap().success());
+    }
+    poll(Duration::from_secs(240), "all 300 tasks to end", || {
+        let list = mcp.ok("list_active_tasks", json!({"limit": 1}));
+        (list["total"] == 0).then_some(())
+    });
+    let tasks = all_tasks(&sandbox);
+    assert_eq!(tasks.len(), 300);
+    assert!(
+        tasks.iter().all(|t| t["status"] == "succeeded"),
+        "every task succeeds"
+    );
+    let mut all_events = String::new();
+    for (group, limit) in [("solo", 1), ("pair", 2), ("default", 5)] {
+        let (peak, starts) = peak_concurrency(&events(group));
+        assert_eq!(starts, 100, "group {group}");
+        assert!(
+            peak <= limit,
+            "group {group} ran {peak} at once, over {limit}"
+        );
+        all_events.push_str(&std::fs::read_to_string(events(group)).unwrap());
+    }
+    std::fs::write(sandbox.path("events-all.log"), all_events).unwrap();
+    let (peak, starts) = peak_concurrency(&sandbox.path("events-all.log"));
+    assert_eq!(starts, 300);
+    assert!(peak <= 5, "{peak} ran at once, over the machine's 5");
+    // First in, first out within a group: `solo` runs one at a time, in the order made.
+    let mut solo: Vec<&Value> = tasks.iter().filter(|t| t["group"] == "solo").collect();
+    solo.sort_by_key(|t| t["created_at"].as_str().unwrap().to_owned());
+    let started: Vec<&str> = solo
+        .iter()
+        .map(|t| t["started_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        started.windows(2).all(|w| w[0] < w[1]),
+        "group solo started out of order"
+    );
+}
+
+#[test]
+fn pausing_a_group_holds_only_that_group() {
+    let sandbox = Sandbox::new();
+    cli(&sandbox, "4", &["group", "add", "review"]);
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    let first = mcp.ok(
+        "start_cc_task_async",
+        json!({"prompt": "FAKE_SLEEP=1", "group": "review"}),
+    );
+    poll(Duration::from_secs(30), "the review task running", || {
+        (running(&mut mcp) == 1).then_some(())
+    });
+    cli(&sandbox, "4", &["pause", "--group", "review"]);
+    let held = mcp.ok(
+        "start_cc_task_async",
+        json!({"prompt": "FAKE_SLEEP=0", "group": "review"}),
+    );
+    let other = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}));
+    // The other group runs; the running review task finishes; the queued one waits and says why.
+    let done = mcp.ok(
+        "wait_for_tasks",
+        json!({"task_ids": [other["id"], first["id"]], "timeout_s": 30}),
+    );
+    assert_eq!(done["finished"].as_array().unwrap().len(), 2, "{done}");
+    let waiting = poll(Duration::from_secs(30), "the held task to say why", || {
+        let status = mcp.ok("check_task_status", json!({"task_id": held["id"]}));
+        let progress = status["progress"].as_str().unwrap_or_default().to_owned();
+        progress.contains("group review paused").then_some(status)
+    });
+    assert_eq!(waiting["status"], "queued");
+    let list = cli(&sandbox, "4", &["group", "list"]);
+    let review = list.lines().find(|l| l.starts_with("review")).unwrap();
+    assert!(review.ends_with("paused"), "{list}");
+    let only_review = mcp.ok("list_active_tasks", json!({"group": "review"}));
+    assert_eq!(only_review["total"], 1);
+    cli(&sandbox, "4", &["resume", "--group", "review"]);
+    let done = mcp.ok(
+        "wait_for_tasks",
+        json!({"task_ids": [held["id"]], "timeout_s": 30}),
+    );
+    assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
+    // A group with no live tasks can go; `default` cannot.
+    cli(&sandbox, "4", &["group", "remove", "review"]);
+    let output = ccmp_output(&sandbox, &["group", "remove", "default"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}

@@ -3,7 +3,8 @@
 //! can be killed while its tasks run:
 //!
 //! `ccmp-test-host start <state-dir> <count> <prompt>` starts `count` tasks with the fake agent
-//! named by `CCMP_CLAUDE_BIN`, prints their ids, and then waits to be killed if `HOLD=1`.
+//! named by `CCMP_CLAUDE_BIN` (in the group `GROUP`, if set), prints their ids, and then waits
+//! to be killed if `HOLD=1`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR") {
             request = request.env("CLAUDE_CONFIG_DIR", dir.to_string_lossy());
         }
+        request.group = std::env::var("GROUP").ok();
         match ccmp.start(request) {
             Ok(record) => println!("{}", record.id),
             Err(e) => {
