@@ -2,6 +2,7 @@
 
 mod commands;
 mod cross;
+mod dependencies;
 mod hostile;
 mod snapshots;
 mod terminal;
@@ -66,6 +67,21 @@ pub fn until_state(sandbox: &Sandbox, id: &str, state: &str) -> Value {
         || {
             let view = status_json(sandbox, id);
             (view["status"] == state).then_some(view)
+        },
+    )
+}
+
+/// Waits until the task's progress contains `text`.
+pub fn until_progress(sandbox: &Sandbox, id: &str, text: &str) -> Value {
+    poll(
+        Duration::from_secs(30),
+        &format!("task {id} to say {text:?}"),
+        || {
+            let view = status_json(sandbox, id);
+            view["progress"]
+                .as_str()
+                .is_some_and(|p| p.contains(text))
+                .then_some(view)
         },
     )
 }

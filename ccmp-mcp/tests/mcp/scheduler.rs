@@ -315,3 +315,70 @@ fn pausing_a_group_holds_only_that_group() {
     let output = ccmp_output(&sandbox, &["group", "remove", "default"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+/// Follow-ups of one task sent at once, from the CLI and the MCP server: each resumes the
+/// session after the one before it, so every turn is in the session's history, in the order
+/// the follow-ups were made. (Before, they ran at once on the same session and the last to end
+/// overwrote the others' turns.)
+#[test]
+fn follow_ups_sent_at_once_from_both_frontends_run_one_after_another() {
+    let sandbox = Sandbox::new();
+    let events = sandbox.path("events.log");
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    let first = mcp.ok("execute_cc_task", json!({"prompt": "first turn"}));
+    assert_eq!(first["status"], "succeeded");
+    let session = first["session_id"].as_str().unwrap().to_owned();
+    let id = first["short_id"].as_str().unwrap().to_owned();
+    let turn = |n: usize| format!("FAKE_SLEEP=0.2 FAKE_RECORD={} turn {n}", events.display());
+    let mut made = 0;
+    for (from_cli, from_mcp) in [(1, 1), (3, 2)] {
+        let turns: Vec<String> = (made..made + from_cli + from_mcp).map(turn).collect();
+        made += from_cli + from_mcp;
+        std::thread::scope(|scope| {
+            let replies: Vec<_> = turns[..from_cli]
+                .iter()
+                .map(|prompt| {
+                    let (sandbox, id) = (&sandbox, &id);
+                    scope.spawn(move || cli(sandbox, "4", &["reply", id, prompt]))
+                })
+                .collect();
+            for prompt in &turns[from_cli..] {
+                mcp.ok("continue_task", json!({"task_id": id, "prompt": prompt}));
+            }
+            for reply in replies {
+                reply.join().unwrap();
+            }
+        });
+        poll(Duration::from_secs(60), "the follow-ups to end", || {
+            let list = mcp.ok("list_active_tasks", json!({"limit": 1}));
+            (list["total"] == 0).then_some(())
+        });
+    }
+    let mut follow_ups: Vec<Value> = all_tasks(&sandbox)
+        .into_iter()
+        .filter(|t| t["id"] != first["id"])
+        .collect();
+    assert_eq!(follow_ups.len(), 7);
+    follow_ups.sort_by_key(|t| t["created_at"].as_str().unwrap().to_owned());
+    for task in &follow_ups {
+        assert_eq!(task["status"], "succeeded", "{task}");
+        assert_eq!(task["session_id"], session.as_str());
+    }
+    // They ran one at a time, in the order they were made.
+    let (peak, starts) = peak_concurrency(&events);
+    assert_eq!((peak, starts), (1, 7));
+    // And the session holds every turn, in that order.
+    let history: Value = serde_json::from_slice(
+        &std::fs::read(
+            sandbox
+                .path("claude-config")
+                .join("fake-claude-sessions")
+                .join(format!("{session}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut expected = vec![json!("first turn")];
+    expected.extend(follow_ups.iter().map(|t| t["prompt"].clone()));
+    assert_eq!(history["prompts"], json!(expected));
+}
