@@ -48,6 +48,11 @@ impl ProcessIdentity {
         })
     }
 
+    /// Whether this identity was recorded before the machine last booted.
+    pub fn from_an_earlier_boot(&self) -> bool {
+        boot_id().is_ok_and(|now| now != self.boot_id)
+    }
+
     /// Whether this process still exists, is the same process, and has not exited (a zombie
     /// counts as exited).
     pub fn is_alive(&self) -> bool {

@@ -258,6 +258,73 @@ async fn a_follow_up_resumes_the_session() {
     );
 }
 
+/// Five follow-ups of one task, sent at once from the library and the CLI: each resumes the
+/// session after the one before it, and the real Claude Code sends the mock every turn, in the
+/// order the follow-ups were made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_ups_sent_at_once_reach_the_model_in_order() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let first = run(&ccmp, scene.request("turn 0")).await;
+    assert_eq!(first.status, TaskStatus::Succeeded, "{:?}", first.outcome);
+    let short = first.id.short();
+    let mut ids = Vec::new();
+    std::thread::scope(|scope| {
+        let from_cli: Vec<_> = (1..=2)
+            .map(|n| {
+                let (short, state) = (&short, scene.sandbox.state());
+                scope.spawn(move || {
+                    let output = Command::new(workspace_bin("ccmp"))
+                        .args(["reply", short, &format!("turn from the CLI {n}")])
+                        .env("CCMP_STATE_DIR", state)
+                        .output()
+                        .unwrap();
+                    assert!(output.status.success(), "{output:?}");
+                })
+            })
+            .collect();
+        for n in 1..=3 {
+            ids.push(
+                ccmp.follow_up(&first.id, format!("turn from the library {n}"))
+                    .unwrap()
+                    .id,
+            );
+        }
+        for reply in from_cli {
+            reply.join().unwrap();
+        }
+    });
+    let mut follow_ups: Vec<TaskRecord> = ccmp
+        .list(&ccmp_core::ListQuery::all())
+        .unwrap()
+        .tasks
+        .into_iter()
+        .filter(|t| t.id != first.id)
+        .collect();
+    assert_eq!(follow_ups.len(), 5);
+    let all: Vec<_> = follow_ups.iter().map(|t| t.id).collect();
+    let outcome = ccmp.wait(&all, WaitMode::All, LONG).await.unwrap();
+    assert!(!outcome.timed_out);
+    for task in &outcome.finished {
+        assert_eq!(task.status, TaskStatus::Succeeded, "{:?}", task.outcome);
+    }
+    follow_ups.sort_by_key(|t| t.created_at);
+    let mut expected = vec![json!("turn 0")];
+    expected.extend(follow_ups.iter().map(|t| json!(t.spec.prompt)));
+    let requests = scene.mock.requests();
+    assert_eq!(requests.last().unwrap()["prompts"], json!(expected));
+    // Each turn saw exactly the turns before it.
+    let firsts: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["prompts"].as_array().is_some_and(|p| p.len() > 1))
+        .map(|r| &r["prompts"])
+        .collect();
+    for (n, prompts) in firsts.iter().enumerate() {
+        let turns = prompts.as_array().unwrap();
+        assert_eq!(turns[..], expected[..turns.len()], "request {n}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_a_slow_reply_leaves_nothing_running() {
     let scene = Scene::new();

@@ -179,6 +179,14 @@ pub(crate) fn refresh(store: &FsStore, record: TaskRecord) -> Result<TaskRecord,
     }
     let error = match (&record.runner, &record.creator) {
         (Some(runner), _) if runner.is_alive() => return Ok(record),
+        // Nothing of a task survives a reboot, and nothing starts it again by itself: say so.
+        (Some(runner), _) if runner.from_an_earlier_boot() => {
+            let state = match record.status {
+                TaskStatus::Queued => "queued; it never started",
+                _ => "running; its agent was stopped with it",
+            };
+            format!("the machine restarted while the task was {state}. Start it again")
+        }
         (Some(runner), _) => format!(
             "its runner (pid {}) exited without recording an outcome: it was killed, crashed, or the machine rebooted; the agent's processes were stopped",
             runner.pid

@@ -1,0 +1,73 @@
+//! What a reboot does to queued tasks: every runner dies with the machine, so each task it ran
+//! or held in line is `lost`, with a reason that says the machine restarted and that nothing
+//! starts it again; what the dead runners left in the queue holds back no new task.
+
+use std::time::Duration;
+
+use ccmp_tests::{Sandbox, poll};
+use serde_json::Value;
+
+use crate::{ccmp, status_json, until_state};
+
+/// The record file of a task, by its full id.
+fn record_path(sandbox: &Sandbox, full_id: &str) -> std::path::PathBuf {
+    sandbox
+        .state()
+        .join("tasks")
+        .join(&full_id[..2])
+        .join(full_id)
+        .join("record.json")
+}
+
+#[test]
+fn after_a_reboot_waiting_tasks_are_lost_with_the_reason_and_new_tasks_run() {
+    let sandbox = Sandbox::new();
+    ccmp(&sandbox).arg("pause").assert().success();
+    let start = |args: &[&str]| {
+        let out = ccmp(&sandbox).arg("start").args(args).assert().success();
+        String::from_utf8(out.get_output().stdout.clone())
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    // One task waits in line (paused), one waits for it.
+    let in_line = start(&["waits in line"]);
+    let behind = start(&["--after", &in_line, "waits for the first"]);
+    crate::until_progress(&sandbox, &in_line, "paused");
+    crate::until_progress(&sandbox, &behind, "waiting for");
+    // The machine goes down: the runners die, and the machine comes back with a new boot id.
+    // (The waiting one first, so that it does not see the first one die and act on it.)
+    for id in [&behind, &in_line] {
+        let full = status_json(&sandbox, id)["id"]
+            .as_str()
+            .unwrap()
+            .replace('-', "");
+        let path = record_path(&sandbox, &full);
+        let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let pid = record["runner"]["pid"].as_i64().unwrap() as i32;
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        poll(Duration::from_secs(10), "the runner to die", || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            (stat.is_empty() || stat.contains(") Z ")).then_some(())
+        });
+        for who in ["runner", "creator"] {
+            record[who]["boot_id"] = "an-earlier-boot".into();
+        }
+        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+    for id in [&in_line, &behind] {
+        let view = until_state(&sandbox, id, "lost");
+        assert_eq!(
+            view["error"],
+            "the machine restarted while the task was queued; it never started. Start it again"
+        );
+    }
+    // What the dead runners left in the queue does not hold a new task back.
+    ccmp(&sandbox).arg("resume").assert().success();
+    let fresh = start(&["FAKE_SLEEP=0"]);
+    until_state(&sandbox, &fresh, "succeeded");
+}
