@@ -52,8 +52,8 @@ pub use crate::agent::{
 };
 pub use crate::ccmp::{
     CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, DEFAULT_LIST_LIMIT,
-    GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource, SkippedTask, TaskChanges,
-    TaskList, WaitMode, WaitOutcome,
+    GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource, SkippedTask, StartOutlook,
+    TaskChanges, TaskList, WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,

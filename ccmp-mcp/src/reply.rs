@@ -5,8 +5,8 @@
 //! early (with the total count).
 
 use ccmp_core::{
-    Ccmp, CleanupReport, DamagedTask, LogChunk, OutputSource, TaskList, TaskRecord, TaskStatus,
-    TaskView, WaitOutcome,
+    Ccmp, CleanupReport, DamagedTask, LogChunk, OutputSource, StartOutlook, TaskList, TaskRecord,
+    TaskStatus, TaskView, WaitOutcome,
 };
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -159,47 +159,30 @@ fn clip_opt(text: Option<&str>, max: usize) -> (Option<String>, bool) {
     }
 }
 
-/// How busy the slots are, for a queued task's advice.
-#[derive(Debug, Clone, Copy)]
-pub struct Slots {
-    /// Tasks running now.
-    pub running: usize,
-    /// Agents allowed to run at once.
-    pub max_parallel: usize,
-    /// Whether new tasks are paused (`ccmp pause`).
-    pub paused: bool,
-}
-
-impl Slots {
-    /// The slots as they are now.
-    pub fn now(ccmp: &Ccmp) -> Option<Self> {
-        let query = ccmp_core::ListQuery::from_filters(vec![TaskStatus::Running], false, Some(1));
-        let running = ccmp.list(&query).ok()?.total;
-        let settings = ccmp.max_parallel().ok()?;
-        Some(Self {
-            running,
-            max_parallel: settings.max_parallel,
-            paused: settings.paused,
-        })
-    }
-}
-
 /// What the model should do next with a task in this state.
-pub fn next_step(view: &TaskView, truncated: bool, slots: Option<Slots>) -> String {
+pub fn next_step(view: &TaskView, truncated: bool, outlook: Option<&StartOutlook>) -> String {
     let id = &view.short_id;
-    let queued = match slots {
-        Some(s) if s.paused => {
+    let queued = match outlook {
+        Some(StartOutlook::Paused) => {
             "Queued: new tasks are paused (a person ran `ccmp pause`); it starts after `ccmp resume`.".to_owned()
         }
-        Some(s) if s.running >= s.max_parallel && s.max_parallel == 1 => {
+        Some(StartOutlook::GroupPaused(group)) => format!(
+            "Queued: group {group} is paused (a person ran `ccmp pause --group {group}`); it starts after `ccmp resume --group {group}`."
+        ),
+        Some(StartOutlook::GroupFull { group, limit: 1 }) => format!(
+            "Queued: group {group} runs one task at a time, so it starts when the group's running task ends."
+        ),
+        Some(StartOutlook::GroupFull { group, limit }) => format!(
+            "Queued: group {group} runs {limit} tasks at once, all busy, so it starts when one of them ends."
+        ),
+        Some(StartOutlook::MachineFull { limit: 1 }) => {
             "Queued: the one slot (max_parallel 1) is busy, so it starts when the running task ends.".to_owned()
         }
-        Some(s) if s.running >= s.max_parallel => format!(
-            "Queued: all {} slots are busy, so it starts when a running task ends.",
-            s.max_parallel
+        Some(StartOutlook::MachineFull { limit }) => format!(
+            "Queued: all {limit} slots are busy, so it starts when a running task ends."
         ),
-        Some(_) => "Queued: a slot is free, so it is starting now.".to_owned(),
-        None => "Queued.".to_owned(),
+        Some(StartOutlook::Starting) => "Queued: a slot is free, so it is starting now.".to_owned(),
+        Some(StartOutlook::AfterDependencies(_)) | None => "Queued.".to_owned(),
     };
     let mut next = match view.status {
         TaskStatus::Queued if !view.after.is_empty() => format!(
@@ -256,11 +239,9 @@ impl TaskReply {
                 serde_json::json!({"tool_name": d["tool_name"], "tool_input": input})
             })
             .collect();
-        let slots = (view.status == TaskStatus::Queued)
-            .then(|| Slots::now(ccmp))
-            .flatten();
+        let outlook = ccmp.start_outlook(record).ok().flatten();
         let mut reply = Self {
-            next: next_step(&view, true, slots),
+            next: next_step(&view, true, outlook.as_ref()),
             task: view,
             truncated: false,
         };
@@ -278,7 +259,7 @@ impl TaskReply {
                 room = room.saturating_sub(size(&reply) - REPLY_BUDGET + 64);
             }
         }
-        reply.next = next_step(&reply.task, reply.truncated, slots);
+        reply.next = next_step(&reply.task, reply.truncated, outlook.as_ref());
         reply
     }
 

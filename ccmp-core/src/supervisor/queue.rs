@@ -384,7 +384,7 @@ impl Queue {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
                     running.total += 1;
-                    *running.by_group.entry(slot_group(&file)).or_default() += 1;
+                    *running.by_group.entry(slot_holder(&file).1).or_default() += 1;
                 }
                 Err(TryLockError::Error(e)) => return Err(e),
             }
@@ -427,14 +427,56 @@ impl Queue {
     }
 }
 
-/// The group of the task holding a slot, from the slot file (written when the slot is taken).
-fn slot_group(mut file: &File) -> GroupName {
+/// The task and group holding a slot, from the slot file (written when the slot is taken).
+fn slot_holder(mut file: &File) -> (String, GroupName) {
     let mut text = String::new();
     let _ = file.read_to_string(&mut text);
-    text.split_whitespace()
-        .nth(1)
+    let mut words = text.split_whitespace();
+    let id = words.next().unwrap_or_default().to_owned();
+    let group = words
+        .next()
         .and_then(|g| g.parse().ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (id, group)
+}
+
+/// The tasks running now, in all and by group, from the held slots, leaving out `except`
+/// (a task asking about its own chances, which may hold a slot already). Looks under the queue
+/// lock, so that it never holds a free slot while a waiter looks.
+pub(crate) fn running_now(
+    layout: &StateLayout,
+    except: &TaskId,
+) -> io::Result<(usize, HashMap<GroupName, usize>)> {
+    let queue_lock = open_lock(&layout.queue_lock())?;
+    queue_lock.lock()?;
+    let except = except.simple().to_string();
+    let mut total = 0;
+    let mut by_group: HashMap<GroupName, usize> = HashMap::new();
+    for entry in fs::read_dir(layout.slots())? {
+        let Ok(entry) = entry else { continue };
+        let is_slot = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(".lock"));
+        if !is_slot {
+            continue;
+        }
+        let file = open_lock(&entry.path())?;
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+            }
+            Err(TryLockError::WouldBlock) => {
+                let (id, group) = slot_holder(&file);
+                if id != except {
+                    total += 1;
+                    *by_group.entry(group).or_default() += 1;
+                }
+            }
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Ok((total, by_group))
 }
 
 /// Waits for a slot in FIFO order. Returns `Ok(None)` if `cancel` fires first.

@@ -286,6 +286,8 @@ fn pausing_a_group_holds_only_that_group() {
         "start_cc_task_async",
         json!({"prompt": "FAKE_SLEEP=0", "group": "review"}),
     );
+    let next = held["next"].as_str().unwrap();
+    assert!(next.starts_with("Queued: group review is paused"), "{next}");
     let other = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}));
     // The other group runs; the running review task finishes; the queued one waits and says why.
     let done = mcp.ok(
@@ -381,4 +383,35 @@ fn follow_ups_sent_at_once_from_both_frontends_run_one_after_another() {
     let mut expected = vec![json!("first turn")];
     expected.extend(follow_ups.iter().map(|t| t["prompt"].clone()));
     assert_eq!(history["prompts"], json!(expected));
+}
+
+/// The start reply tells truthfully why a task waits when its group is full, though machine
+/// slots are free. (Before, it counted only the machine's slots and said "starting now".)
+#[test]
+fn a_start_in_a_full_group_says_it_waits_for_the_group() {
+    let sandbox = Sandbox::new();
+    cli(&sandbox, "4", &["group", "add", "solo", "--parallel", "1"]);
+    let mut mcp = Mcp::start(&sandbox, Era::Modern);
+    let first = mcp.ok(
+        "start_cc_task_async",
+        json!({"prompt": "FAKE_HANG", "group": "solo"}),
+    );
+    poll(Duration::from_secs(30), "the first task running", || {
+        (running(&mut mcp) == 1).then_some(())
+    });
+    let second = mcp.ok(
+        "start_cc_task_async",
+        json!({"prompt": "FAKE_HANG", "group": "solo"}),
+    );
+    let next = second["next"].as_str().unwrap();
+    assert!(
+        next.starts_with("Queued: group solo runs one task at a time"),
+        "{next}"
+    );
+    let elsewhere = mcp.ok("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}));
+    let next = elsewhere["next"].as_str().unwrap();
+    assert!(next.starts_with("Queued: a slot is free"), "{next}");
+    for task in [&first, &second] {
+        mcp.ok("cancel_task", json!({"task_id": task["id"]}));
+    }
 }

@@ -1,0 +1,105 @@
+//! What a queued task waits for, told right after it is started: so that a frontend's reply
+//! says truthfully whether it is starting now, and if not, why.
+
+use crate::ccmp::{Ccmp, ListQuery};
+use crate::error::Error;
+use crate::group::GroupName;
+use crate::task::{TaskRecord, TaskStatus};
+
+/// Why a queued task has not started, as far as can be told now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutlook {
+    /// Nothing holds it back: it is starting now.
+    Starting,
+    /// It runs after these tasks (short ids), once all have succeeded.
+    AfterDependencies(Vec<String>),
+    /// New tasks are paused machine-wide.
+    Paused,
+    /// Its group is paused.
+    GroupPaused(GroupName),
+    /// Its group runs as many agents as its own limit allows.
+    GroupFull {
+        /// The group.
+        group: GroupName,
+        /// Its limit.
+        limit: usize,
+    },
+    /// The machine runs as many agents as its limit allows.
+    MachineFull {
+        /// The machine-wide limit.
+        limit: usize,
+    },
+}
+
+impl Ccmp {
+    /// Why `record` (queued) has not started yet, or that it is starting now. `None` for a task
+    /// that is no longer queued.
+    pub fn start_outlook(&self, record: &TaskRecord) -> Result<Option<StartOutlook>, Error> {
+        if record.status != TaskStatus::Queued {
+            return Ok(None);
+        }
+        let waiting_for: Vec<String> = record
+            .spec
+            .after
+            .iter()
+            .filter(|id| {
+                self.store
+                    .load(id)
+                    .is_ok_and(|d| d.status != TaskStatus::Succeeded)
+            })
+            .map(|id| id.short())
+            .collect();
+        if !waiting_for.is_empty() {
+            return Ok(Some(StartOutlook::AfterDependencies(waiting_for)));
+        }
+        let settings = self.max_parallel()?;
+        if settings.paused {
+            return Ok(Some(StartOutlook::Paused));
+        }
+        let group = &record.spec.group;
+        let own = settings.group(group).cloned().unwrap_or_default();
+        if own.paused {
+            return Ok(Some(StartOutlook::GroupPaused(group.clone())));
+        }
+        let (running, in_group) = self.running_besides(record)?;
+        if let Some(limit) = own.max_parallel
+            && in_group >= limit
+        {
+            return Ok(Some(StartOutlook::GroupFull {
+                group: group.clone(),
+                limit,
+            }));
+        }
+        if running >= settings.max_parallel {
+            return Ok(Some(StartOutlook::MachineFull {
+                limit: settings.max_parallel,
+            }));
+        }
+        Ok(Some(StartOutlook::Starting))
+    }
+
+    /// Agents running now besides `record`'s, in all and in its group.
+    fn running_besides(&self, record: &TaskRecord) -> Result<(usize, usize), Error> {
+        if let Some(settings) = &self.settings {
+            // The held slots name their tasks and groups: a few small reads, however many
+            // tasks wait.
+            let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
+            let (total, by_group) = crate::supervisor::running_now(&layout, &record.id)
+                .map_err(|e| crate::error::StoreError::read(layout.slots(), e))?;
+            let in_group = by_group.get(&record.spec.group).copied().unwrap_or(0);
+            return Ok((total, in_group));
+        }
+        let running = self.list(&ListQuery::from_filters(
+            vec![TaskStatus::Running],
+            false,
+            Some(usize::MAX),
+        ))?;
+        let besides: Vec<&TaskRecord> =
+            running.tasks.iter().filter(|t| t.id != record.id).collect();
+        let in_group = besides
+            .iter()
+            .filter(|t| t.spec.group == record.spec.group)
+            .count();
+        Ok((besides.len(), in_group))
+    }
+}
