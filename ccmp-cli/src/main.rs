@@ -30,8 +30,8 @@ mod hint;
 mod render;
 
 use commands::{
-    cancel, cleanup, completions, group, list, logs, parallel, pause, reply, run, start, status,
-    wait,
+    cancel, cleanup, completions, group, list, logs, parallel, pause, reply, run, settings, start,
+    status, wait,
 };
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
@@ -61,6 +61,7 @@ enum Command {
     Pause(pause::PauseArgs),
     Resume(pause::ResumeArgs),
     Group(group::GroupArgs),
+    Settings(settings::SettingsArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -125,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Pause(args) => pause::run(&ccmp, args.group, true),
             Command::Resume(args) => pause::run(&ccmp, args.group, false),
             Command::Group(args) => group::run(&ccmp, args),
+            Command::Settings(args) => settings::run(&ccmp, args),
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

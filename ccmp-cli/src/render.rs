@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 /// The colour of a state.
 pub fn state_style(status: TaskStatus) -> Style {
     let color = match status {
-        TaskStatus::Queued => AnsiColor::Blue,
+        TaskStatus::Queued | TaskStatus::Parked => AnsiColor::Blue,
         TaskStatus::Running => AnsiColor::Cyan,
         TaskStatus::Succeeded => AnsiColor::Green,
         TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost => AnsiColor::Red,

@@ -32,6 +32,7 @@ pub use self::groups::GroupStatus;
 pub use self::list::{DEFAULT_LIST_LIMIT, ListQuery, TaskList};
 pub use self::outlook::StartOutlook;
 pub use self::output::{OutputFollow, OutputSource};
+pub use self::parallel::SETTABLE;
 pub use self::wait::{MAX_WAIT, WaitMode, WaitOutcome};
 pub use self::watch::TaskChanges;
 
@@ -84,6 +85,7 @@ impl Ccmp {
     pub fn open_store(store: FsStore) -> Result<Self, Error> {
         let config = Config::from_env()?;
         let supervisor = DetachedSupervisor::new(store.clone(), config.clone())?;
+        supervisor.take_up_parked();
         let worktrees = store.layout().worktrees();
         let settings = store.layout().settings();
         Ok(Self::new(Arc::new(store), Arc::new(supervisor), config)

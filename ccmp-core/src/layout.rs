@@ -59,8 +59,15 @@ impl StateLayout {
     }
 
     /// The dirs created when a store is opened.
-    pub(crate) fn dirs(&self) -> [PathBuf; 4] {
-        [self.tasks(), self.active(), self.queue(), self.slots()]
+    pub(crate) fn dirs(&self) -> [PathBuf; 6] {
+        [
+            self.tasks(),
+            self.active(),
+            self.queue(),
+            self.slots(),
+            self.usage_limits(),
+            self.parked(),
+        ]
     }
 
     /// Where task dirs live (in shards).
@@ -125,6 +132,28 @@ impl StateLayout {
     /// The marker that lists a task as queued or running.
     pub fn active_marker(&self, id: &TaskId) -> PathBuf {
         self.active().join(id.simple())
+    }
+
+    /// Where usage limits of logins are held until they reset (see
+    /// [`usage_limit`](crate::usage_limit)).
+    pub fn usage_limits(&self) -> PathBuf {
+        self.root.join("usage-limits")
+    }
+
+    /// The hold of one login.
+    pub fn usage_limit(&self, login: &str) -> PathBuf {
+        self.usage_limits().join(format!("{login}.json"))
+    }
+
+    /// Markers of parked tasks, so that a frontend finds one whose runner died without reading
+    /// every record.
+    pub fn parked(&self) -> PathBuf {
+        self.root.join("parked")
+    }
+
+    /// The marker of one parked task.
+    pub fn parked_marker(&self, id: &TaskId) -> PathBuf {
+        self.parked().join(&*id.simple().to_string())
     }
 
     /// Where waiting runners keep their places in line.

@@ -41,6 +41,7 @@ pub mod spec;
 pub mod store;
 pub mod supervisor;
 pub mod task;
+pub mod usage_limit;
 pub mod view;
 pub mod worktree;
 
@@ -52,8 +53,8 @@ pub use crate::agent::{
 };
 pub use crate::ccmp::{
     CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, DEFAULT_LIST_LIMIT,
-    GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource, SkippedTask, StartOutlook,
-    TaskChanges, TaskList, WaitMode, WaitOutcome,
+    GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource, SETTABLE, SkippedTask,
+    StartOutlook, TaskChanges, TaskList, WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
@@ -74,8 +75,8 @@ pub use crate::store::{
 };
 pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
 pub use crate::task::{
-    AgentOutcome, AgentProcess, DamagedTask, Outcome, SCHEMA_VERSION, TaskHeader, TaskRecord,
-    TaskStatus,
+    AgentOutcome, AgentProcess, ApiFailure, DamagedTask, Outcome, SCHEMA_VERSION, TaskHeader,
+    TaskRecord, TaskStatus,
 };
 pub use crate::view::{TaskView, WorktreeView};
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};

@@ -135,6 +135,8 @@ impl From<RecordV1> for TaskRecord {
                 agent: AgentOptions::Claude(claude),
                 group: crate::group::GroupName::default(),
                 after: Vec::new(),
+                retries: None,
+                park_on_usage_limit: None,
             },
             status: v1.status,
             created_at: v1.created_at,
@@ -148,6 +150,8 @@ impl From<RecordV1> for TaskRecord {
             progress: v1.progress,
             follows: v1.follows,
             outcome: v1.outcome.map(Outcome::from),
+            attempts: Vec::new(),
+            parked_until: None,
             worktree: v1.worktree,
         }
     }
@@ -173,7 +177,9 @@ impl From<OutcomeV1> for Outcome {
                 permission_denials: v1.permission_denials,
                 api_error_status: v1.api_error_status,
                 terminal_reason: v1.terminal_reason,
+                api_error: None,
             })),
+            api_failure: None,
         }
     }
 }

@@ -44,7 +44,7 @@ impl SettingSource {
 }
 
 /// The machine-wide settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// At most this many agents run at once across every process sharing the state dir.
     pub max_parallel: usize,
@@ -59,7 +59,32 @@ pub struct Settings {
     /// limit of its own or is paused.
     #[serde(default)]
     pub groups: BTreeMap<GroupName, GroupSettings>,
+    /// Whether a task whose agent stops on a usage limit with a known reset time parks until
+    /// the reset and resumes (the default), rather than failing. A task may say otherwise.
+    #[serde(default = "yes")]
+    pub park_on_usage_limit: bool,
+    /// How many times a task is run again after the model API failed it for a while
+    /// (overloaded, unavailable), unless the task says. Default 0.
+    #[serde(default)]
+    pub retries: u32,
+    /// The first wait before a retry, in seconds; each next one doubles it (with jitter).
+    #[serde(default = "default_retry_backoff")]
+    pub retry_backoff_secs: f64,
 }
+
+fn yes() -> bool {
+    true
+}
+
+fn default_retry_backoff() -> f64 {
+    DEFAULT_RETRY_BACKOFF_SECS
+}
+
+/// The first wait before a retry unless the settings say otherwise, in seconds.
+pub const DEFAULT_RETRY_BACKOFF_SECS: f64 = 30.0;
+
+/// The most retries a task or the settings may ask for.
+pub const MAX_RETRIES: u32 = 10;
 
 /// One group's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +135,9 @@ impl Settings {
             changed_at: Utc::now(),
             paused: false,
             groups: BTreeMap::new(),
+            park_on_usage_limit: true,
+            retries: 0,
+            retry_backoff_secs: DEFAULT_RETRY_BACKOFF_SECS,
         }
     }
 

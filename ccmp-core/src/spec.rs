@@ -57,6 +57,11 @@ pub struct TaskRequest {
     /// Tasks that must succeed before this one starts. If one ends any other way, this task
     /// ends `skipped` without running. They must exist.
     pub after: Vec<TaskId>,
+    /// Run the task again this many times if the model API fails it for a while (overloaded,
+    /// unavailable); default: the settings' `retries`. At most 10.
+    pub retries: Option<u32>,
+    /// Park on a usage limit until it resets (true) or fail (false); default: the settings'.
+    pub park_on_usage_limit: Option<bool>,
 }
 
 impl TaskRequest {
@@ -172,6 +177,15 @@ impl TaskRequest {
                 value: after.len().to_string(),
             });
         }
+        if let Some(retries) = self.retries
+            && retries > crate::settings::MAX_RETRIES
+        {
+            return Err(SpecError::OutOfRange {
+                field: "retries",
+                expected: "a whole number from 0 to 10",
+                value: retries.to_string(),
+            });
+        }
         let program = resolve_program(
             kind,
             self.program
@@ -192,6 +206,8 @@ impl TaskRequest {
             agent,
             group,
             after,
+            retries: self.retries,
+            park_on_usage_limit: self.park_on_usage_limit,
         })
     }
 }
@@ -229,6 +245,12 @@ pub struct TaskSpec {
     /// Tasks that must succeed before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<TaskId>,
+    /// Retries after API failures; `None`: the settings'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Whether to park on a usage limit; `None`: the settings'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_on_usage_limit: Option<bool>,
 }
 
 impl TaskSpec {
@@ -251,6 +273,8 @@ impl TaskSpec {
             agent: self.agent.clone(),
             group: Some(self.group.to_string()),
             after: Vec::new(),
+            retries: self.retries,
+            park_on_usage_limit: self.park_on_usage_limit,
         }
     }
 }

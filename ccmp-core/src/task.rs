@@ -18,12 +18,13 @@ use crate::worktree::Worktree;
 
 /// The newest record schema version. Readers accept this version and older ones.
 ///
-/// Version 3 only adds the `skipped` state, so a record is written as version 3 only when it
-/// is in that state: every other record stays readable by ccmp builds that know version 2.
+/// Version 3 only adds the `skipped` and `parked` states, so a record is written as version 3
+/// only while it is in one of them: every other record stays readable by ccmp builds that know
+/// version 2 (they ignore fields they do not know).
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// The version of records that do not use what version 3 added.
-const SCHEMA_WITHOUT_SKIPPED: u32 = 2;
+const SCHEMA_WITHOUT_NEW_STATES: u32 = 2;
 
 /// Where a task is in its life. Terminal states never change again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,13 +47,17 @@ pub enum TaskStatus {
     Lost,
     /// The task never ran: a task it depends on did not succeed (or was cleaned up first).
     Skipped,
+    /// The agent stopped on a usage limit; the task waits, holding no slot, until the limit
+    /// resets (`parked_until`), then resumes its session.
+    Parked,
 }
 
 impl TaskStatus {
     /// All states, in lifecycle order.
-    pub const ALL: [TaskStatus; 8] = [
+    pub const ALL: [TaskStatus; 9] = [
         Self::Queued,
         Self::Running,
+        Self::Parked,
         Self::Succeeded,
         Self::Failed,
         Self::TimedOut,
@@ -63,7 +68,7 @@ impl TaskStatus {
 
     /// Whether this state is final.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(self, Self::Queued | Self::Running | Self::Parked)
     }
 
     /// Whether the task ended and did what it was asked (the only state a frontend reports as
@@ -83,6 +88,7 @@ impl TaskStatus {
             Self::Cancelled => "cancelled",
             Self::Lost => "lost",
             Self::Skipped => "skipped",
+            Self::Parked => "parked",
         }
     }
 }
@@ -141,6 +147,43 @@ pub struct Outcome {
     pub output_tokens: Option<u64>,
     /// What only this task's agent reports.
     pub agent: Option<AgentOutcome>,
+    /// How the model API failed, when that is why the run ended: what decides whether the task
+    /// parks until a usage limit resets or is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_failure: Option<ApiFailure>,
+}
+
+/// How the model API failed a run, in terms every agent shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ApiFailure {
+    /// The account's usage limit is reached (a plan limit, not a throttle).
+    UsageLimit {
+        /// When it resets, if the agent said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resets_at: Option<DateTime<Utc>>,
+        /// Which limit, in the agent's terms (for Claude Code `five_hour`, `seven_day`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<String>,
+    },
+    /// The API was overloaded or unavailable (529, 500, 502, 503, no connection): trying again
+    /// later may work.
+    Transient,
+}
+
+impl ApiFailure {
+    /// A usage limit's name in words: "5-hour", "weekly", …
+    pub fn limit_name(limit: Option<&str>) -> String {
+        match limit {
+            Some("five_hour") => "5-hour".into(),
+            Some("seven_day") => "weekly".into(),
+            Some("seven_day_opus") => "weekly Opus".into(),
+            Some("seven_day_sonnet") => "weekly Sonnet".into(),
+            Some("overage") => "usage-credits".into(),
+            Some(other) => other.replace('_', " "),
+            None => "usage".into(),
+        }
+    }
 }
 
 impl Outcome {
@@ -215,13 +258,44 @@ pub struct TaskRecord {
     /// The worktree the task runs in, with worktree isolation.
     #[serde(default)]
     pub worktree: Option<Worktree>,
+    /// Earlier runs of the agent that did not end the task (a usage limit it parked on, an API
+    /// failure it was retried after), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// While `parked`: when the usage limit resets and the task resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_until: Option<DateTime<Utc>>,
+}
+
+/// One run of the agent that did not end its task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Attempt {
+    /// When the agent started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub ended_at: DateTime<Utc>,
+    /// Why it ended, in words.
+    pub why: String,
+    /// The session it ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Its cost in USD as the agent reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Its turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_turns: Option<u64>,
+    /// Whether the task parked on a usage limit after it (else it was retried).
+    #[serde(default)]
+    pub parked: bool,
 }
 
 impl TaskRecord {
     /// A new queued record for `spec`.
     pub fn new(spec: TaskSpec) -> Self {
         Self {
-            schema: SCHEMA_WITHOUT_SKIPPED,
+            schema: SCHEMA_WITHOUT_NEW_STATES,
             id: TaskId::new(),
             spec,
             status: TaskStatus::Queued,
@@ -237,7 +311,27 @@ impl TaskRecord {
             follows: None,
             outcome: None,
             worktree: None,
+            attempts: Vec::new(),
+            parked_until: None,
         }
+    }
+
+    /// Moves a live record to another live state (`queued`, `running`, `parked`), keeping the
+    /// schema version in step: only a record in a state version 3 added is written as 3.
+    pub fn set_live_status(&mut self, status: TaskStatus) {
+        debug_assert!(!status.is_terminal());
+        if self.status.is_terminal() {
+            return;
+        }
+        self.status = status;
+        self.stamp_schema();
+    }
+
+    fn stamp_schema(&mut self) {
+        self.schema = match self.status {
+            TaskStatus::Skipped | TaskStatus::Parked => SCHEMA_VERSION,
+            _ => SCHEMA_WITHOUT_NEW_STATES,
+        };
     }
 
     /// Where the agent runs: the task's worktree, else its working dir.
@@ -257,9 +351,8 @@ impl TaskRecord {
         self.status = status;
         self.finished_at = Some(Utc::now());
         self.outcome = Some(outcome);
-        if status == TaskStatus::Skipped {
-            self.schema = SCHEMA_VERSION;
-        }
+        self.parked_until = None;
+        self.stamp_schema();
     }
 
     /// The error text of a terminal, unsuccessful task.

@@ -47,6 +47,8 @@ impl TaskRecord {
             log_path,
             follows: self.follows.map(|id| id.to_string()),
             group: self.spec.group.to_string(),
+            attempts: self.attempts.clone(),
+            parked_until: self.parked_until,
             after: self.spec.after.iter().map(TaskId::short).collect(),
             timeout_secs: self.spec.timeout_secs,
             env: self.spec.env.keys().cloned().collect(),
@@ -132,6 +134,12 @@ pub struct TaskView {
     /// The tasks it runs after (short ids); it starts once all have succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// Earlier runs that did not end it (it parked on a usage limit, or was tried again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<crate::task::Attempt>,
+    /// While parked: when the usage limit resets and it resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_until: Option<DateTime<Utc>>,
     /// Timeout in seconds, if any.
     pub timeout_secs: Option<f64>,
     /// Names (not values) of the extra environment variables given to the agent.

@@ -193,6 +193,9 @@ pub fn next_step(view: &TaskView, truncated: bool, outlook: Option<&StartOutlook
         TaskStatus::Queued => format!(
             "{queued} Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
         ),
+        TaskStatus::Parked => format!(
+            "Parked on a usage limit: it resumes its session by itself when the limit resets (see progress). wait_for_tasks(task_ids=[\"{id}\"]) waits through it; cancel_task stops it."
+        ),
         TaskStatus::Running => format!(
             "Running. Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
         ),

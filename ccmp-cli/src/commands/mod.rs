@@ -11,6 +11,7 @@ pub mod parallel;
 pub mod pause;
 pub mod reply;
 pub mod run;
+pub mod settings;
 pub mod start;
 pub mod status;
 pub mod task_options;

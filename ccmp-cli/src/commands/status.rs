@@ -45,6 +45,15 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let time = match view.elapsed_s.map(|s| s as i64) {
+        _ if view.parked_until.is_some() => {
+            let until = view.parked_until.unwrap_or(view.created_at);
+            let left = (until - chrono::Utc::now()).num_seconds().max(0);
+            format!(
+                "resumes at {} UTC, in {}",
+                until.format("%H:%M"),
+                duration(left)
+            )
+        }
         Some(secs) if view.finished_at.is_some() => format!("ran {}", duration(secs)),
         Some(secs) => format!("running for {}", duration(secs)),
         None => format!("created {} ago", age(view.created_at)),
@@ -140,6 +149,29 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(progress) = &view.progress {
         out!("{}", field("progress", progress));
+    }
+    for (n, attempt) in view.attempts.iter().enumerate() {
+        let cost = attempt
+            .cost_usd
+            .map(|c| format!(" · {}", crate::render::cost(c)))
+            .unwrap_or_default();
+        let then = if attempt.parked {
+            "parked"
+        } else {
+            "tried again"
+        };
+        out!(
+            "{}",
+            field(
+                if n == 0 { "earlier" } else { "" },
+                &format!(
+                    "run {} ended {}{cost}: {}; {then}",
+                    n + 1,
+                    attempt.ended_at.format("%H:%M:%S"),
+                    crate::render::head(&attempt.why, 120)
+                )
+            )
+        );
     }
     if !view.permission_denials.is_empty() {
         let tools: Vec<&str> = view

@@ -41,6 +41,13 @@ pub struct TaskOptions {
     /// not succeed, this task ends `skipped` without running.
     #[arg(long, value_name = "ID")]
     pub after: Vec<String>,
+    /// Run again up to N times (0 to 10) if the model API fails it for a while (overloaded,
+    /// unavailable), resuming its session (default: `ccmp settings retries`).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Fail on a usage limit instead of parking until it resets and resuming.
+    #[arg(long)]
+    pub no_park: bool,
 }
 
 /// Claude Code's own settings: one flag per [`ClaudeOptions`] field.
@@ -109,6 +116,8 @@ impl TaskOptions {
             isolation: self.worktree.then_some(Isolation::Worktree),
             group: self.group,
             after,
+            retries: self.retries,
+            park_on_usage_limit: self.no_park.then_some(false),
             ..TaskRequest::default()
         }
         .claude(self.claude.into()))

@@ -4,6 +4,7 @@ mod commands;
 mod cross;
 mod dependencies;
 mod hostile;
+mod limits;
 mod reboot;
 mod snapshots;
 mod terminal;

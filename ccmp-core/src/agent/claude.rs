@@ -15,7 +15,7 @@ use super::long_line::LongResult;
 use super::{Exit, Live, Parsed, clip, describe_exit, last_lines};
 use crate::error::{SpecError, escape};
 use crate::spec::{TaskSpec, canonical_dir, check_text};
-use crate::task::Outcome;
+use crate::task::{ApiFailure, Outcome};
 
 /// Variables removed from the agent's environment: a nested Claude Code refuses to start when
 /// it sees them.
@@ -193,6 +193,9 @@ pub struct ClaudeOutcome {
     pub api_error_status: Option<i64>,
     /// `terminal_reason` from the result line.
     pub terminal_reason: Option<String>,
+    /// `api_error` from the result line (`usage_limit_reached` for a plan's usage limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_error: Option<String>,
 }
 
 /// Live state parsed from Claude Code's `stream-json` stdout.
@@ -209,6 +212,10 @@ pub(crate) struct ClaudeStream {
     /// A fingerprint of the last text the agent wrote, so that a result that repeats it is not
     /// written to the transcript twice.
     last_text: Option<u64>,
+    /// The usage limit a refusal named (`rate_limit_info`), from the assistant line that carried
+    /// the API error or a `rate_limit_event` that said `rejected`: the result line's text
+    /// follows the local time zone and is never parsed.
+    rate_limit_info: Option<Value>,
 }
 
 impl ClaudeStream {
@@ -283,7 +290,20 @@ impl ClaudeStream {
                 value["tool_name"].as_str().unwrap_or("?"),
                 value["message"].as_str().unwrap_or("")
             ))),
+            ("rate_limit_event", _) => {
+                let info = &value["rate_limit_info"];
+                if info["status"] == "rejected" {
+                    self.rate_limit_info = Some(info.clone());
+                }
+                Parsed::default()
+            }
             ("assistant", _) => {
+                if value["api_error"] == "usage_limit_reached" {
+                    let info = &value["api_error_params"]["rate_limit_info"];
+                    if !info.is_null() {
+                        self.rate_limit_info = Some(info.clone());
+                    }
+                }
                 let message = &value["message"];
                 let id = message["id"].as_str().map(str::to_owned);
                 if id.is_none() || id != self.last_message_id {
@@ -361,6 +381,8 @@ impl ClaudeStream {
                 .unwrap_or_default();
             claude.api_error_status = result["api_error_status"].as_i64();
             claude.terminal_reason = result["terminal_reason"].as_str().map(str::to_owned);
+            claude.api_error = result["api_error"].as_str().map(str::to_owned);
+            outcome.api_failure = self.api_failure(result);
             outcome.result = result_text(result);
             outcome.result_bytes = self.result_bytes;
             outcome.num_turns = result["num_turns"].as_u64();
@@ -401,6 +423,37 @@ impl ClaudeStream {
         outcome.error = error;
         outcome.agent = Some(super::AgentOutcome::Claude(claude));
         (succeeded, outcome)
+    }
+}
+
+impl ClaudeStream {
+    /// How the API failed the run, from its result line: a usage limit (`api_error:
+    /// usage_limit_reached`, with the reset time from `rate_limit_info`), or a failure worth
+    /// trying again (529, 500, 502, 503, or no connection at all).
+    fn api_failure(&self, result: &Value) -> Option<ApiFailure> {
+        if result["is_error"] != true {
+            return None;
+        }
+        if result["api_error"] == "usage_limit_reached" {
+            let info = self.rate_limit_info.as_ref();
+            let resets_at = info
+                .and_then(|i| i["resetsAt"].as_i64())
+                .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0));
+            let limit = info
+                .and_then(|i| i["rateLimitType"].as_str())
+                .map(str::to_owned);
+            return Some(ApiFailure::UsageLimit { resets_at, limit });
+        }
+        let unreachable = result["api_error_status"].is_null()
+            && result["terminal_reason"] == "api_error"
+            && result["result"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("API Error: Connection"));
+        match result["api_error_status"].as_i64() {
+            Some(500 | 502 | 503 | 529) => Some(ApiFailure::Transient),
+            _ if unreachable => Some(ApiFailure::Transient),
+            _ => None,
+        }
     }
 }
 

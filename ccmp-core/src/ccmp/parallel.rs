@@ -76,3 +76,47 @@ pub(super) fn check_limit(limit: usize) -> Result<(), Error> {
         )))
     }
 }
+
+/// The settings a person may set by name (`ccmp settings KEY=VALUE`), besides the limit, the
+/// pause and the groups, which have their own commands.
+pub const SETTABLE: [&str; 3] = ["park_on_usage_limit", "retries", "retry_backoff"];
+
+impl Ccmp {
+    /// Sets one of the [`SETTABLE`] settings from its text: `park_on_usage_limit=true|false`,
+    /// `retries=N` (0 to 10), `retry_backoff=30s` (a duration: the first wait before a retry).
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<Settings, Error> {
+        let bad = |expected: &str| {
+            Error::InvalidArgument(format!("{key} takes {expected}, got `{value}`"))
+        };
+        match key {
+            "park_on_usage_limit" => {
+                let park = match value {
+                    "true" | "on" | "yes" => true,
+                    "false" | "off" | "no" => false,
+                    _ => return Err(bad("true or false")),
+                };
+                self.change_settings(|s| s.park_on_usage_limit = park)
+            }
+            "retries" => {
+                let retries = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= crate::settings::MAX_RETRIES)
+                    .ok_or_else(|| bad("a whole number from 0 to 10"))?;
+                self.change_settings(|s| s.retries = retries)
+            }
+            "retry_backoff" => {
+                let secs = crate::duration::parse_duration(value)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+                    .filter(|s| *s <= 3600.0)
+                    .ok_or_else(|| bad("a duration up to 1h, such as 30s or 2m"))?;
+                self.change_settings(|s| s.retry_backoff_secs = secs)
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "there is no setting `{key}`; the settings are {}",
+                SETTABLE.join(", ")
+            ))),
+        }
+    }
+}

@@ -82,19 +82,62 @@ pub(crate) async fn finish_early(
     record
 }
 
+/// What a later run of a task's agent is given instead of the task's prompt: the session to
+/// resume and what to say to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Continuation {
+    pub prompt: String,
+    pub session: Option<String>,
+}
+
+/// How a run ended.
+pub(crate) enum RunEnd {
+    /// The task ended; its outcome is recorded.
+    Ended(TaskRecord),
+    /// The agent failed in a way the caller keeps the task open for (to park it until a usage
+    /// limit resets, or to run it again): nothing is recorded as final.
+    Open {
+        record: TaskRecord,
+        outcome: Box<Outcome>,
+    },
+}
+
 /// Runs the agent for `record` until it ends, is cancelled or times out, and records the
-/// outcome. `cancel_reason` is asked for the error text when `cancel` fires.
+/// outcome, unless `keep_open` says a failure is not the end. `cancel_reason` is asked for the
+/// error text when `cancel` fires. `input` continues an earlier run instead of starting with
+/// the task's prompt.
 pub(crate) async fn run_agent(
+    ctx: &RunContext,
+    record: TaskRecord,
+    cancel: &CancellationToken,
+    cancel_reason: impl Fn() -> String,
+) -> TaskRecord {
+    match run_attempt(ctx, record, cancel, cancel_reason, None, &|_| false).await {
+        RunEnd::Ended(record) => record,
+        RunEnd::Open { record, .. } => record,
+    }
+}
+
+/// One run of the agent: see [`run_agent`].
+pub(crate) async fn run_attempt(
     ctx: &RunContext,
     mut record: TaskRecord,
     cancel: &CancellationToken,
     cancel_reason: impl Fn() -> String,
-) -> TaskRecord {
+    input: Option<&Continuation>,
+    keep_open: &(dyn Fn(&Outcome) -> bool + Sync),
+) -> RunEnd {
     let store = ctx.store.as_ref();
     if cancel.is_cancelled() {
-        return finish_early(store, record, TaskStatus::Cancelled, cancel_reason()).await;
+        let record = finish_early(store, record, TaskStatus::Cancelled, cancel_reason()).await;
+        return RunEnd::Ended(record);
     }
-    let invocation = agent::invocation(&record.spec);
+    let mut spec = record.spec.clone();
+    if let Some(input) = input {
+        spec.prompt = input.prompt.clone();
+        spec.resume_session = input.session.clone();
+    }
+    let invocation = agent::invocation(&spec);
     let kind = record.spec.agent_kind();
     let mut command = match &ctx.trampoline {
         Some(trampoline) => {
@@ -126,7 +169,7 @@ pub(crate) async fn run_agent(
             "the working dir `{}` no longer exists (it was removed after the task was started); start the task again in an existing directory",
             record.agent_dir().display()
         );
-        return finish_early(store, record, TaskStatus::Failed, error).await;
+        return RunEnd::Ended(finish_early(store, record, TaskStatus::Failed, error).await);
     }
     // The agent's tree runs in a cgroup of its own where the machine allows one: the trampoline
     // enters it before it execs the agent (without one, the agent is moved just after it
@@ -153,12 +196,13 @@ pub(crate) async fn run_agent(
                 invocation.program.display(),
                 kind.program_env()
             );
-            return finish_early(store, record, TaskStatus::Failed, error).await;
+            return RunEnd::Ended(finish_early(store, record, TaskStatus::Failed, error).await);
         }
     };
     let pid = child.id().map(|p| p as i32).unwrap_or_default();
-    record.status = TaskStatus::Running;
-    record.started_at = Some(Utc::now());
+    record.set_live_status(TaskStatus::Running);
+    // A later run keeps the first start: the task's time counts from there.
+    record.started_at.get_or_insert_with(Utc::now);
     record.progress = Some("starting".into());
     if let (Some(dir), None) = (&cgroup, &ctx.trampoline) {
         let _ = cgroup::enter(dir, pid as u32);
@@ -172,7 +216,7 @@ pub(crate) async fn run_agent(
 
     // The prompt goes on stdin, which is then closed.
     if let Some(mut stdin) = child.stdin.take() {
-        let prompt = record.spec.prompt.clone().into_bytes();
+        let prompt = spec.prompt.clone().into_bytes();
         tokio::spawn(async move {
             // A broken pipe means the agent exited early; its exit status tells why.
             let _ = stdin.write_all(&prompt).await;
@@ -285,7 +329,14 @@ pub(crate) async fn run_agent(
     };
     let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner()))
         .into_owned();
-    let (status, outcome) = agent::conclude(&parser, exit, stop, &tail);
+    let (status, mut outcome) = agent::conclude(&parser, exit, stop, &tail);
+    if status == TaskStatus::Failed && keep_open(&outcome) {
+        return RunEnd::Open {
+            record,
+            outcome: Box::new(outcome),
+        };
+    }
+    add_up_attempts(&record, &mut outcome);
     // The agent's own result line ends the transcript when it wrote one; otherwise say here
     // how the run ended (cancelled, timed out, crashed), so that the transcript never stops
     // without an ending.
@@ -301,7 +352,29 @@ pub(crate) async fn run_agent(
     });
     record.finish(status, outcome);
     save_final(store, &record).await;
-    record
+    RunEnd::Ended(record)
+}
+
+/// Adds the turns of earlier runs to the outcome, and their cost where the agent's own does not
+/// include it (Claude Code's cost is cumulative over a resumed session; a run in another
+/// session, or none, is added).
+fn add_up_attempts(record: &TaskRecord, outcome: &mut Outcome) {
+    if record.attempts.is_empty() {
+        return;
+    }
+    let turns: u64 = record.attempts.iter().filter_map(|a| a.num_turns).sum();
+    if turns > 0 {
+        outcome.num_turns = Some(outcome.num_turns.unwrap_or(0) + turns);
+    }
+    let elsewhere: f64 = record
+        .attempts
+        .iter()
+        .filter(|a| a.session_id.is_none() || a.session_id != record.session_id)
+        .filter_map(|a| a.cost_usd)
+        .sum();
+    if elsewhere > 0.0 {
+        outcome.cost_usd = Some(outcome.cost_usd.unwrap_or(0.0) + elsewhere);
+    }
 }
 
 /// Signals the agent's group unless the agent has already exited (and was reaped), in which

@@ -146,7 +146,77 @@ impl Supervisor for DetachedSupervisor {
     }
 
     fn refresh(&self, record: TaskRecord) -> Result<TaskRecord, SupervisorError> {
-        refresh(&self.store, record)
+        let record = refresh(&self.store, record)?;
+        if record.status == TaskStatus::Parked {
+            return self.take_up(record);
+        }
+        Ok(record)
+    }
+}
+
+impl DetachedSupervisor {
+    /// Starts a new runner for a parked task whose runner died (killed, or the machine
+    /// rebooted): a task that waits for a usage limit to reset is not lost for waiting. The
+    /// runner lock, and the record naming this process as the new runner's creator, make sure
+    /// that of several frontends looking at once only one takes it up.
+    fn take_up(&self, record: TaskRecord) -> Result<TaskRecord, SupervisorError> {
+        let lock_path = self.store.layout().runner_lock(&record.id);
+        let lock =
+            private_file::open_lock(&lock_path).map_err(|e| StoreError::read(&lock_path, e))?;
+        if lock.try_lock().is_err() {
+            return Ok(record);
+        }
+        let mut record = self.store.load(&record.id)?;
+        let orphaned = record.status == TaskStatus::Parked
+            && record.runner.as_ref().is_none_or(|r| !r.is_alive())
+            && (record.runner.is_some() || record.creator.as_ref().is_none_or(|c| !c.is_alive()));
+        if !orphaned {
+            return Ok(record);
+        }
+        record.runner = None;
+        record.creator = crate::process_identity::ProcessIdentity::current().ok();
+        record.progress = Some(match record.parked_until {
+            Some(until) => format!(
+                "parked on a usage limit until {} UTC; its runner was gone and a new one took it up",
+                until.format("%H:%M")
+            ),
+            None => "parked; its runner was gone and a new one took it up".to_owned(),
+        });
+        self.store.save(&record)?;
+        drop(lock);
+        self.launch(&record)?;
+        Ok(self.store.load(&record.id)?)
+    }
+
+    /// Takes up every parked task whose runner died (see [`take_up`](Self::take_up)); each is
+    /// found by its marker in `<state>/parked/`, so this costs one directory read when there
+    /// are none.
+    pub fn take_up_parked(&self) {
+        let Ok(entries) = std::fs::read_dir(self.store.layout().parked()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<TaskId>().ok())
+            else {
+                continue;
+            };
+            let live = match self.store.load(&id) {
+                Ok(record) => match self.refresh(record) {
+                    Ok(record) => !record.status.is_terminal(),
+                    Err(e) => {
+                        tracing::warn!(task = %id.short(), "could not take up a parked task: {e:#}");
+                        true
+                    }
+                },
+                Err(_) => false,
+            };
+            if !live {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
@@ -175,6 +245,10 @@ pub(crate) fn refresh(store: &FsStore, record: TaskRecord) -> Result<TaskRecord,
     // The runner is not running (or has not started yet). Holding its lock, look again.
     let mut record = store.load(&record.id)?;
     if record.status.is_terminal() {
+        return Ok(record);
+    }
+    if record.status == TaskStatus::Parked {
+        // Waiting for a usage limit is no reason to be lost: a frontend takes it up.
         return Ok(record);
     }
     let error = match (&record.runner, &record.creator) {

@@ -5,6 +5,7 @@
 //! [`InProcessSupervisor`] runs tasks on the host's tokio runtime. Both share one run loop.
 
 mod agent_loop;
+mod attempts;
 mod cgroup;
 mod dependencies;
 mod detached;

@@ -37,6 +37,7 @@ use crate::private_file::{self, open_lock};
 use crate::settings::Settings;
 use crate::store::{DirWatch, FsStore, TaskStore};
 use crate::task::TaskRecord;
+use crate::usage_limit;
 
 /// How soon to try again when another waiter holds the queue lock for a moment.
 const RETRY: Duration = Duration::from_millis(5);
@@ -80,13 +81,15 @@ impl Drop for Slot {
     }
 }
 
-/// A waiter's entry in the line: `<created-at-ns>-<task id>-<group>`. Names sort in creation
-/// order; the group is in the name so that a look needs no more than the directory listing.
+/// A waiter's entry in the line: `<created-at-ns>-<task id>-<group>.<login>`. Names sort in
+/// creation order; the group and the login (see [`usage_limit`]) are in the name so that a
+/// look needs no more than the directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     name: String,
     id: Option<TaskId>,
     group: GroupName,
+    login: String,
 }
 
 impl Entry {
@@ -96,10 +99,16 @@ impl Entry {
             .timestamp_nanos_opt()
             .unwrap_or_default()
             .max(0);
+        let login = usage_limit::login_key(&record.spec);
         Self {
-            name: format!("{nanos:020}-{}-{}", record.id.simple(), record.spec.group),
+            name: format!(
+                "{nanos:020}-{}-{}.{login}",
+                record.id.simple(),
+                record.spec.group
+            ),
             id: Some(record.id),
             group: record.spec.group.clone(),
+            login,
         }
     }
 
@@ -108,9 +117,11 @@ impl Entry {
     fn parse(name: String) -> Self {
         let rest = name.split_once('-').map_or("", |(_, rest)| rest);
         let (id, group) = rest.split_once('-').unwrap_or((rest, ""));
+        let (group, login) = group.split_once('.').unwrap_or((group, ""));
         Self {
             id: id.parse().ok(),
             group: group.parse().unwrap_or_default(),
+            login: login.to_owned(),
             name,
         }
     }
@@ -312,6 +323,16 @@ impl Queue {
             );
             return Ok(Self::wait(same_group, why));
         }
+        // A login whose usage limit is reached starts nothing until it resets.
+        let holds = usage_limit::holds(&self.layout);
+        if let Some(hold) = holds.get(&self.entry.login) {
+            let why = format!(
+                "{}; queued tasks of that login start after it (hit by task {})",
+                hold.describe(),
+                hold.task
+            );
+            return Ok(Self::wait(same_group, why));
+        }
         let (mut running, mut free) = self.slots(limits.machine)?;
         let held = running.total;
         let held_in_group = running.in_group(group);
@@ -320,7 +341,7 @@ impl Queue {
             if machine_room == 0 {
                 break;
             }
-            if !limits.group_has_room(&entry.group, &running) {
+            if !limits.group_has_room(&entry.group, &running) || holds.contains_key(&entry.login) {
                 continue;
             }
             // This waiter would take a slot before us, if it is alive.
@@ -479,13 +500,37 @@ pub(crate) fn running_now(
     Ok((total, by_group))
 }
 
+/// A place in the line, taken before waiting for a turn (see [`join`]).
+#[derive(Debug)]
+pub(crate) struct Place(Option<Queue>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        // Not waited on (the task was cancelled first): leave the line.
+        if let Some(queue) = &self.0 {
+            queue.leave();
+        }
+    }
+}
+
+/// Joins the line now, so that the order of the line is the order in which runners joined:
+/// a runner joins before it tells its frontend it is ready, so tasks started one after another
+/// start in that order.
+pub(crate) fn join(store: &FsStore, record: &TaskRecord) -> io::Result<Place> {
+    Queue::join(store, record).map(|queue| Place(Some(queue)))
+}
+
 /// Waits for a slot in FIFO order. Returns `Ok(None)` if `cancel` fires first.
 pub(crate) async fn acquire(
     store: &FsStore,
     record: &TaskRecord,
     cancel: &CancellationToken,
+    place: Option<Place>,
 ) -> io::Result<Option<Slot>> {
-    let queue = Queue::join(store, record)?;
+    let queue = match place.and_then(|mut place| place.0.take()) {
+        Some(queue) => queue,
+        None => Queue::join(store, record)?,
+    };
     // Made when this waiter first finds itself at the head of the line, before it looks again,
     // so that no freed slot between a look and a wait is missed.
     let mut watch: Option<Option<Watch>> = None;

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::agent_loop::{self, RunContext};
+use super::agent_loop::{self, RunContext, RunEnd};
+use super::attempts;
 use super::dependencies::{self, Dependencies, DependencyWatch, Wake};
 use super::unix::say;
 use super::{queue, unix};
@@ -25,7 +26,8 @@ use crate::error::{StoreError, SupervisorError};
 use crate::id::TaskId;
 use crate::process_identity::ProcessIdentity;
 use crate::store::{FsStore, TaskStore};
-use crate::task::{TaskRecord, TaskStatus};
+use crate::task::{Outcome, TaskRecord, TaskStatus};
+use crate::usage_limit;
 
 /// Hidden subcommand that runs one task.
 pub const RUNNER_CMD: &str = "__ccmp-runner";
@@ -91,6 +93,19 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
         // in the durable record decides `lost` just the same.
         store.save_progress(&record)?;
     }
+    // A queued task with nothing to wait for joins the line before the frontend hears that it
+    // is ready, so tasks started one after another start in that order.
+    let place = if record.status == TaskStatus::Queued && record.spec.after.is_empty() {
+        match queue::join(&store, &record) {
+            Ok(place) => Some(place),
+            Err(e) => {
+                tracing::warn!("could not join the queue yet: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     {
         let mut stdout = io::stdout().lock();
         let _ = writeln!(stdout, "{READY}");
@@ -106,11 +121,16 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
             program: PathBuf::from("<tokio runtime>"),
             source: e,
         })?;
-    runtime.block_on(supervise(store, record, args));
+    runtime.block_on(supervise(store, record, args, place));
     Ok(())
 }
 
-async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
+async fn supervise(
+    store: FsStore,
+    record: TaskRecord,
+    args: RunnerArgs,
+    place: Option<queue::Place>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let cancel = CancellationToken::new();
     // The runner is a process of its own; it turns TERM, INT and HUP into a cancel.
@@ -172,30 +192,159 @@ async fn supervise(store: FsStore, record: TaskRecord, args: RunnerArgs) {
             }
         }
     };
-    let slot = match queue::acquire(&store, &record, &cancel).await {
-        Ok(Some(slot)) => slot,
-        Ok(None) => {
-            let error = format!("{} while queued", reason());
-            agent_loop::finish_early(shared.as_ref(), record, TaskStatus::Cancelled, error).await;
-            return;
+    run_until_done(&ctx, &store, record, &cancel, &reason, place).await;
+}
+
+/// Runs the agent, again after a usage limit resets or after an API failure worth a retry,
+/// taking a slot for each run and holding none in between, until the task ends.
+async fn run_until_done(
+    ctx: &RunContext,
+    store: &FsStore,
+    mut record: TaskRecord,
+    cancel: &CancellationToken,
+    reason: &(dyn Fn() -> String + Sync),
+    mut place: Option<queue::Place>,
+) {
+    let shared = ctx.store.as_ref();
+    let mut input = None;
+    if record.status == TaskStatus::Parked {
+        // Taken up after the runner that parked it died: wait out the rest of the limit.
+        match park(store, record, cancel, reason).await {
+            Some(resumed) => record = resumed,
+            None => return,
         }
-        Err(e) => {
-            let error = format!("could not take a slot in the queue: {e}");
-            agent_loop::finish_early(shared.as_ref(), record, TaskStatus::Failed, error).await;
+        input = Some(attempts::continuation(&record));
+    }
+    loop {
+        let slot = match queue::acquire(store, &record, cancel, place.take()).await {
+            Ok(Some(slot)) => slot,
+            Ok(None) => {
+                let error = format!("{} while queued", reason());
+                agent_loop::finish_early(shared, record, TaskStatus::Cancelled, error).await;
+                return;
+            }
+            Err(e) => {
+                let error = format!("could not take a slot in the queue: {e}");
+                agent_loop::finish_early(shared, record, TaskStatus::Failed, error).await;
+                return;
+            }
+        };
+        // The record may have changed while queued (progress is ours alone, but reload to be
+        // safe; the session a follow-up resumes is decided above and kept).
+        record = match store.load(&record.id) {
+            Ok(loaded) => TaskRecord {
+                spec: record.spec,
+                ..loaded
+            },
+            Err(_) => record,
+        };
+        let settings = crate::settings::Settings::load(&store.layout().settings())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                crate::settings::Settings::seeded(crate::config::DEFAULT_MAX_PARALLEL)
+            });
+        let before = record.clone();
+        let keep_open = |outcome: &Outcome| attempts::decide(&before, outcome, &settings).is_some();
+        let end =
+            agent_loop::run_attempt(ctx, record, cancel, reason, input.as_ref(), &keep_open).await;
+        drop(slot);
+        let (mut open, outcome) = match end {
+            RunEnd::Ended(_) => return,
+            RunEnd::Open { record, outcome } => (record, *outcome),
+        };
+        let Some(next) = attempts::decide(&open, &outcome, &settings) else {
+            open.finish(TaskStatus::Failed, outcome);
+            agent_loop::save_final(shared, &open).await;
             return;
+        };
+        let parks = matches!(next, attempts::Next::Park { .. });
+        open.attempts
+            .push(attempts::attempt(&open, &outcome, parks));
+        match next {
+            attempts::Next::Park { until, limit } => {
+                let hold = usage_limit::Hold {
+                    resets_at: until,
+                    limit: limit.clone(),
+                    task: open.id.short(),
+                };
+                let login = usage_limit::login_key(&open.spec);
+                if let Err(e) = usage_limit::hold(store.layout(), &login, &hold) {
+                    tracing::warn!("could not hold the queue for the usage limit: {e}");
+                }
+                open.set_live_status(TaskStatus::Parked);
+                open.parked_until = Some(until);
+                open.progress = Some(format!("{}; resumes then", hold.describe()));
+                // Durable: a parked task must be found and taken up even after a crash.
+                if let Err(e) = store.save(&open) {
+                    tracing::warn!("could not record the parked task: {e}");
+                }
+                match park(store, open, cancel, reason).await {
+                    Some(resumed) => record = resumed,
+                    None => return,
+                }
+            }
+            attempts::Next::Retry { delay, number, of } => {
+                open.set_live_status(TaskStatus::Queued);
+                let at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                open.progress = Some(format!(
+                    "{}; retry {number} of {of} at {} UTC",
+                    short_why(&outcome),
+                    at.format("%H:%M:%S")
+                ));
+                let _ = store.save_progress(&open);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = cancel.cancelled() => {
+                        let error = format!("{} while waiting to try again", reason());
+                        agent_loop::finish_early(shared, open, TaskStatus::Cancelled, error).await;
+                        return;
+                    }
+                }
+                record = open;
+            }
         }
+        input = Some(attempts::continuation(&record));
+    }
+}
+
+/// The head of a failure, for a retry's progress: "the model API failed with HTTP 529".
+fn short_why(outcome: &Outcome) -> String {
+    let error = outcome.error.as_deref().unwrap_or("the model API failed");
+    error.split(':').next().unwrap_or(error).trim().to_owned()
+}
+
+/// Waits, holding no slot, until a parked task's usage limit resets (its marker lets a frontend
+/// take it up if this runner dies), then queues it again. `None` if it was cancelled meanwhile
+/// (then its outcome is recorded).
+async fn park(
+    store: &FsStore,
+    record: TaskRecord,
+    cancel: &CancellationToken,
+    reason: &(dyn Fn() -> String + Sync),
+) -> Option<TaskRecord> {
+    let marker = store.layout().parked_marker(&record.id);
+    if let Err(e) = crate::private_file::poke(&marker) {
+        tracing::warn!("could not mark the task parked: {e}");
+    }
+    let until = record.parked_until.unwrap_or_else(chrono::Utc::now);
+    let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default() + attempts::RESET_MARGIN;
+    let woke = tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = cancel.cancelled() => false,
     };
-    // The record may have changed while queued (progress is ours alone, but reload to be safe;
-    // the session a follow-up resumes is decided above and kept).
-    let record = match store.load(&record.id) {
-        Ok(loaded) => TaskRecord {
-            spec: record.spec,
-            ..loaded
-        },
-        Err(_) => record,
-    };
-    agent_loop::run_agent(&ctx, record, &cancel, reason).await;
-    drop(slot);
+    let _ = std::fs::remove_file(&marker);
+    let mut record = store.load(&record.id).unwrap_or(record);
+    if !woke {
+        let error = format!("{} while parked on a usage limit", reason());
+        agent_loop::finish_early(store, record, TaskStatus::Cancelled, error).await;
+        return None;
+    }
+    record.parked_until = None;
+    record.set_live_status(TaskStatus::Queued);
+    record.progress = Some("the usage limit has reset; resuming".to_owned());
+    let _ = store.save_progress(&record);
+    Some(record)
 }
 
 /// A detached runner waits for a dependency in a blocking `flock` on its `runner.lock`, which

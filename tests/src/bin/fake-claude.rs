@@ -25,7 +25,13 @@
 //! `start`/`end` lines with timestamps, to check `max_parallel`), `FAKE_BASH=<program>` (run a
 //! program in a session of its own and wait for it, as the Bash tool runs a command),
 //! `FAKE_REFORK` / `FAKE_REEXEC` (leave a background process that keeps re-forking or
-//! re-exec'ing itself, to test the end-of-task sweep).
+//! re-exec'ing itself, to test the end-of-task sweep), `FAKE_FAIL_TIMES=<n>` (with `FAKE_FAIL`:
+//! only the first n runs of the task fail, counted per `CCMP_TASK_ID`; put both in the task's
+//! environment so that a resumed run sees them), `FAKE_USAGE_LIMIT=<secs>` (the login's 5-hour
+//! limit is reached until that many seconds after the first run that saw the knob, kept in the
+//! config dir: under an OAuth login, `CLAUDE_CODE_OAUTH_TOKEN` and no `ANTHROPIC_API_KEY`, the
+//! run fails as Claude Code does on a usage limit, with `api_error: usage_limit_reached` and the
+//! reset time; with an API key, as a plain 429).
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -44,6 +50,10 @@ const API_ERROR_MSG: &str = include_str!("../../fixtures/transcripts/assistant-a
 const RESULT_OK: &str = include_str!("../../fixtures/transcripts/result-success.json");
 const RESULT_API_ERROR: &str = include_str!("../../fixtures/transcripts/result-api-error.json");
 const RESULT_MAX_TURNS: &str = include_str!("../../fixtures/transcripts/result-max-turns.json");
+const RATE_LIMIT_EVENT: &str =
+    include_str!("../../fixtures/transcripts/rate-limit-event-rejected.json");
+const USAGE_LIMIT_MSG: &str = include_str!("../../fixtures/transcripts/assistant-usage-limit.json");
+const RESULT_USAGE_LIMIT: &str = include_str!("../../fixtures/transcripts/result-usage-limit.json");
 
 const COST_PER_TURN: f64 = 0.01044;
 
@@ -595,7 +605,29 @@ async fn work(
         return Ok(ExitCode::from(code));
     }
     let previous_cost = history["cost"].as_f64().unwrap_or(0.0);
-    if let Some(status) = knobs.get("FAKE_FAIL").and_then(|s| s.parse::<i64>().ok()) {
+    if let Some(secs) = knobs
+        .get("FAKE_USAGE_LIMIT")
+        .and_then(|s| s.parse::<u64>().ok())
+        && let Some(resets_at) = usage_limit_until(secs)
+    {
+        // A refused request still leaves the prompt in the session, as with the real CLI.
+        let mut prompts = history["prompts"].as_array().cloned().unwrap_or_default();
+        prompts.push(json!(prompt));
+        history["prompts"] = json!(prompts);
+        return Ok(usage_limit(run, resets_at, previous_cost));
+    }
+    let fails_left = match knobs
+        .get("FAKE_FAIL_TIMES")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(times) => count_run() <= times,
+        None => true,
+    };
+    if let Some(status) = knobs
+        .get("FAKE_FAIL")
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|_| fails_left)
+    {
         let text = format!(
             "API Error: {status} Overloaded. This is a server-side issue, usually temporary — try again in a moment."
         );
@@ -699,6 +731,88 @@ async fn work(
     result["uuid"] = json!(uuid::Uuid::new_v4().to_string());
     finish(run, result);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Counts this run of the task (`CCMP_TASK_ID`) in the config dir; returns its number from 1.
+fn count_run() -> u64 {
+    let task = std::env::var("CCMP_TASK_ID").unwrap_or_else(|_| "no-task".into());
+    let path = config_dir().join(format!("fake-claude-runs-{task}"));
+    let runs = fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    let _ = fs::create_dir_all(config_dir());
+    let _ = fs::write(&path, runs.to_string());
+    runs
+}
+
+/// The login's usage limit (`FAKE_USAGE_LIMIT=<secs>`): when it resets (epoch seconds), while
+/// it holds; `None` once it has reset. The first run that sees the knob starts the window.
+fn usage_limit_until(secs: u64) -> Option<u64> {
+    let path = config_dir().join("fake-claude-usage-limit");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let until = match fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    {
+        Some(until) => until,
+        None => {
+            let _ = fs::create_dir_all(config_dir());
+            let _ = fs::write(&path, (now + secs).to_string());
+            now + secs
+        }
+    };
+    (now < until).then_some(until)
+}
+
+/// A run refused by the login's usage limit, as Claude Code 2.1.331 reports it (see
+/// `claude-limits-defer-channels.md`): under OAuth, a `rate_limit_event`, the synthetic
+/// assistant message with `api_error: usage_limit_reached` and the reset time, and a result
+/// whose text gives the reset in the local zone; with an API key, a plain 429. Exit 1.
+fn usage_limit(run: &Run, resets_at: u64, previous_cost: f64) -> ExitCode {
+    let oauth = std::env::var_os("CLAUDE_CODE_OAUTH_TOKEN").is_some()
+        && std::env::var_os("ANTHROPIC_API_KEY").is_none();
+    if !oauth {
+        let text = "API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later.";
+        let mut msg = template(API_ERROR_MSG);
+        msg["message"]["content"][0]["text"] = json!(text);
+        msg["api_error_status"] = json!(429);
+        msg["api_error_type"] = json!("rate_limit_error");
+        msg["error"] = json!("rate_limit");
+        run.emit(msg);
+        let mut result = template(RESULT_API_ERROR);
+        result["session_id"] = json!(run.session_id);
+        result["result"] = json!(text);
+        result["api_error_status"] = json!(429);
+        result["api_error_type"] = json!("rate_limit_error");
+        result["total_cost_usd"] = json!(previous_cost);
+        finish(run, result);
+        return ExitCode::from(1);
+    }
+    let mut event = template(RATE_LIMIT_EVENT);
+    event["rate_limit_info"]["resetsAt"] = json!(resets_at);
+    event["rate_limit_info"]["unifiedWindows"]["five_hour"]["resetsAt"] = json!(resets_at);
+    run.emit(event);
+    let text = format!(
+        "You've hit your 5-hour limit · resets {} (UTC)",
+        chrono::DateTime::from_timestamp(resets_at as i64, 0)
+            .map(|t| t.format("%-I:%M%P").to_string())
+            .unwrap_or_default()
+    );
+    let mut msg = template(USAGE_LIMIT_MSG);
+    msg["message"]["content"][0]["text"] = json!(text);
+    msg["api_error_params"]["rate_limit_info"]["resetsAt"] = json!(resets_at);
+    run.emit(msg);
+    let mut result = template(RESULT_USAGE_LIMIT);
+    result["session_id"] = json!(run.session_id);
+    result["result"] = json!(text);
+    result["total_cost_usd"] = json!(previous_cost);
+    finish(run, result);
+    ExitCode::from(1)
 }
 
 fn finish(run: &Run, result: Value) {
