@@ -16,15 +16,15 @@ pub struct TaskParams {
     pub prompt: String,
     /// Default: the server's dir.
     pub working_dir: Option<String>,
-    /// sonnet, opus, haiku, or a full model id.
+    /// sonnet, opus, haiku or full id.
     pub model: Option<String>,
-    /// Skip permission prompts. Default true.
+    /// Default true.
     pub skip_permissions: Option<bool>,
     /// Seconds before it is stopped.
     pub timeout: Option<f64>,
     /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
     pub permission_mode: Option<String>,
-    /// Allowed without asking, e.g. "Bash(git:*)"
+    /// e.g. "Bash(git:*)"
     pub allowed_tools: Option<Vec<String>>,
     /// Most turns.
     pub max_turns: Option<i64>,
@@ -32,12 +32,14 @@ pub struct TaskParams {
     pub max_budget_usd: Option<f64>,
     /// Added to the system prompt.
     pub append_system_prompt: Option<String>,
-    /// "worktree": own git worktree, branch ccmp/ID.
+    /// "worktree": own git worktree.
     pub isolation: Option<String>,
     /// Queue group. Default "default".
     pub group: Option<String>,
     /// Ids of tasks that must succeed first.
     pub after: Option<Vec<String>>,
+    /// Reruns (0-10) if the API is overloaded.
+    pub retries: Option<u32>,
 }
 
 impl TaskParams {
@@ -61,6 +63,7 @@ impl TaskParams {
             isolation,
             group: self.group,
             after,
+            retries: self.retries,
             ..TaskRequest::default()
         }
         .claude(ccmp_core::ClaudeOptions {
@@ -161,7 +164,7 @@ pub struct CleanupParams {
     pub finished: Option<bool>,
     /// Only finished tasks older than this, e.g. "7d".
     pub older_than: Option<String>,
-    /// Also delete worktree branches with work.
+    /// Also delete worktree branches.
     pub delete_branch: Option<bool>,
 }
 

@@ -256,7 +256,7 @@ impl Server {
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
 
-    /// A task's status, result or error, cost, and what to do next.
+    /// A task's status, result or error, and what to do next.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     async fn check_task_status(
         &self,

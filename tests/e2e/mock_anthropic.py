@@ -9,6 +9,12 @@ prompt of the conversation:
   PLEASE-WRITE <abs path>    a Write tool_use for that file, then text "WROTE-FILE. tool said: ..."
   PLEASE-SLOW                pings for 30 s before answering (for cancel and timeout)
   PLEASE-529 / PLEASE-500    an HTTP 529 (overloaded) / 500 (api_error) error
+  PLEASE-529-TIMES=<n>       (in any prompt of the conversation) a 529 for the first n such
+                             requests, then answers as usual
+  PLEASE-USAGE-LIMIT=<secs>  (in any prompt of the conversation) the account's 5-hour usage
+                             limit is reached until <secs> after the first such request: a 429
+                             with the anthropic-ratelimit-unified-* headers of a real refusal
+                             (see claude-limits-defer-channels.md), then answers as usual
   PLEASE-CCMP                calls mcp__ccmp__start_cc_task_async, then mcp__ccmp__wait_for_tasks
                              with the id it got back, then answers with what the wait said
   PLEASE-EXEC                calls mcp__ccmp__execute_cc_task (a fake agent that takes 2 s), then
@@ -32,6 +38,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LOG = os.environ.get("MOCK_LOG")
 LOG_LOCK = threading.Lock()
 COUNT = [0]
+STATE_LOCK = threading.Lock()
+RESET_AT = [None]
+FAILED_529 = [0]
 
 
 def log(entry):
@@ -126,8 +135,32 @@ class Handler(BaseHTTPRequestHandler):
             "tools": [{"name": t.get("name"), "bytes": len(json.dumps(t, separators=(",", ":"))),
                        "defer_loading": t.get("defer_loading")} for t in body.get("tools", [])],
         }
+        # Every user text of the conversation: a resumed session may carry a refused turn's
+        # prompt in the same message as the next one.
+        everything = "\n".join(t for m in body.get("messages", []) if m.get("role") == "user"
+                                for t in text_of(m.get("content", "")))
+        limit = re.search(r"PLEASE-USAGE-LIMIT=(\d+)", everything)
+        if limit:
+            with STATE_LOCK:
+                if RESET_AT[0] is None:
+                    RESET_AT[0] = int(time.time()) + int(limit.group(1))
+                reset_at = RESET_AT[0]
+            if time.time() < reset_at:
+                entry["status"] = 429
+                log(entry)
+                return self.usage_limit(reset_at)
+        times = re.search(r"PLEASE-529-TIMES=(\d+)", everything)
+        if times:
+            with STATE_LOCK:
+                fail = FAILED_529[0] < int(times.group(1))
+                if fail:
+                    FAILED_529[0] += 1
+            if fail:
+                entry["status"] = 529
+                log(entry)
+                return self.reply_json(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
         for code in ("529", "500"):
-            if "PLEASE-" + code in prompt:
+            if "PLEASE-" + code in prompt and "PLEASE-529-TIMES" not in prompt:
                 entry["status"] = int(code)
                 log(entry)
                 kind = "overloaded_error" if code == "529" else "api_error"
@@ -139,6 +172,32 @@ class Handler(BaseHTTPRequestHandler):
             self.stream(body.get("model") or "claude-opus-5-5", blocks, slow="PLEASE-SLOW" in prompt and step == 0)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def usage_limit(self, reset_at):
+        """A 429 refusal by the account's 5-hour limit, with the headers the real API sends."""
+        data = json.dumps({"type": "error", "error": {"type": "rate_limit_error",
+                           "message": "This request would exceed your account's rate limit. Please try again later."}}).encode()
+        self.send_response(429)
+        headers = {
+            "anthropic-ratelimit-unified-status": "rejected",
+            "anthropic-ratelimit-unified-reset": str(reset_at),
+            "anthropic-ratelimit-unified-representative-claim": "five_hour",
+            "anthropic-ratelimit-unified-fallback": "available",
+            "anthropic-ratelimit-unified-5h-utilization": "1",
+            "anthropic-ratelimit-unified-5h-reset": str(reset_at),
+            "anthropic-ratelimit-unified-5h-status": "rejected",
+            "anthropic-ratelimit-unified-7d-utilization": "0.41",
+            "anthropic-ratelimit-unified-7d-reset": str(reset_at + 300000),
+            "anthropic-ratelimit-unified-7d-status": "allowed",
+            "anthropic-ratelimit-unified-overage-status": "rejected",
+            "anthropic-ratelimit-unified-overage-disabled-reason": "org_level_disabled",
+            "Content-Type": "application/json",
+            "Content-Length": str(len(data)),
+        }
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
 
     def script(self, prompt, step, results, body):
         """The content blocks of the reply: ("text", str) or ("tool_use", name, input)."""

@@ -325,6 +325,113 @@ async fn follow_ups_sent_at_once_reach_the_model_in_order() {
     }
 }
 
+/// The request of a task under a subscription (OAuth) login instead of an API key.
+fn under_oauth(mut request: TaskRequest) -> TaskRequest {
+    request.env.remove("ANTHROPIC_API_KEY");
+    request.env.insert(
+        "CLAUDE_CODE_OAUTH_TOKEN".into(),
+        "sk-ant-oat01-dummy".into(),
+    );
+    request
+}
+
+/// A 5-hour usage limit under an OAuth login: the real Claude Code stops at once with
+/// `usage_limit_reached` and the reset time; ccmp parks the task, resumes its session at the
+/// reset, and it succeeds. The mock sees the resumed session carry the first prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_limit_parks_the_task_and_it_resumes_at_the_reset() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let started = ccmp
+        .start(under_oauth(
+            scene.request("PLEASE-USAGE-LIMIT=4 summarize the repo"),
+        ))
+        .unwrap();
+    let parked = poll(Duration::from_secs(60), "the task to park", || {
+        let record = ccmp.status(&started.id).unwrap();
+        assert!(!record.status.is_terminal(), "{:?}", record.outcome);
+        (record.status == TaskStatus::Parked).then_some(record)
+    });
+    let progress = parked.progress.clone().unwrap_or_default();
+    assert!(
+        progress.starts_with("usage limit (5-hour) reached"),
+        "{progress}"
+    );
+    let until = parked.parked_until.unwrap();
+    let outcome = ccmp.wait(&[started.id], WaitMode::All, LONG).await.unwrap();
+    let done = &outcome.finished[0];
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+    assert_eq!(done.attempts.len(), 1);
+    assert!(done.attempts[0].parked);
+    let requests = scene.mock.requests();
+    let last = requests.last().unwrap();
+    assert_eq!(last["status"], 200);
+    // The refused turn's prompt is in the resumed session (Claude Code sends it in one user
+    // message with the word to go on).
+    let said = last["last_user_text"].as_str().unwrap();
+    let first = said.find("PLEASE-USAGE-LIMIT=4 summarize the repo");
+    let then = said.find("Continue the task where you left off");
+    assert!(first.is_some() && first < then, "{last}");
+    // The successful request came after the reset.
+    let refused = requests.iter().filter(|r| r["status"] == 429).count();
+    assert_eq!(refused, 1, "Claude Code does not retry a usage limit");
+    assert!(chrono::Utc::now() >= until);
+    no_claude_left(done);
+}
+
+/// The same refusal under an API key is a plain 429 with no reset time: the task fails, and
+/// says so, without a guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_limit_under_an_api_key_fails_clearly() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    let done = run(&ccmp, scene.request("PLEASE-USAGE-LIMIT=60 summarize")).await;
+    assert_eq!(done.status, TaskStatus::Failed);
+    let error = done.error().unwrap();
+    assert!(error.contains("HTTP 429"), "{error}");
+    assert!(done.attempts.is_empty());
+}
+
+/// A 529 that clears after two requests: with three retries the task succeeds on its third
+/// run, with the two failed runs in its record; with none it fails as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_api_is_retried_when_asked() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    ccmp.set_setting("retry_backoff", "200ms").unwrap();
+    let once = run(
+        &ccmp,
+        TaskRequest {
+            retries: Some(0),
+            ..scene.request("PLEASE-529-TIMES=1 hello")
+        },
+    )
+    .await;
+    assert_eq!(once.status, TaskStatus::Failed);
+    assert!(once.error().unwrap().contains("HTTP 529"));
+    let retried = run(
+        &ccmp,
+        TaskRequest {
+            retries: Some(3),
+            ..scene.request("PLEASE-529-TIMES=3 hello again")
+        },
+    )
+    .await;
+    assert_eq!(
+        retried.status,
+        TaskStatus::Succeeded,
+        "{:?}",
+        retried.outcome
+    );
+    assert_eq!(retried.attempts.len(), 2, "{:?}", retried.attempts);
+    assert!(
+        retried
+            .attempts
+            .iter()
+            .all(|a| !a.parked && a.why.contains("HTTP 529"))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_a_slow_reply_leaves_nothing_running() {
     let scene = Scene::new();

@@ -4,6 +4,7 @@
 mod client;
 mod faults;
 mod hostile;
+mod limits;
 mod python;
 mod scheduler;
 mod tasks;
