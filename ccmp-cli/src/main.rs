@@ -30,8 +30,8 @@ mod hint;
 mod render;
 
 use commands::{
-    cancel, cleanup, completions, group, list, logs, parallel, pause, reply, run, settings, start,
-    status, wait,
+    budget, cancel, cleanup, completions, group, list, logs, parallel, pause, reply, run, settings,
+    start, status, wait,
 };
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
@@ -62,6 +62,7 @@ enum Command {
     Resume(pause::ResumeArgs),
     Group(group::GroupArgs),
     Settings(settings::SettingsArgs),
+    Budget(budget::BudgetArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -127,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Resume(args) => pause::run(&ccmp, args.group, false),
             Command::Group(args) => group::run(&ccmp, args),
             Command::Settings(args) => settings::run(&ccmp, args),
+            Command::Budget(args) => budget::run(&ccmp, args),
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

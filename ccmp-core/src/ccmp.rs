@@ -15,6 +15,7 @@ use crate::task::{Outcome, TaskRecord, TaskStatus};
 use crate::view::TaskView;
 use crate::worktree::{self, Isolation, Worktree};
 
+mod budgets;
 mod cancel;
 mod cleanup;
 mod follow_up;
@@ -26,6 +27,7 @@ mod parallel;
 mod wait;
 mod watch;
 
+pub use self::budgets::{BudgetStatus, DaySpend, SpendReport};
 pub use self::cancel::CancelOutcome;
 pub use self::cleanup::{CleanupOptions, CleanupReport, CleanupTarget, SkippedTask};
 pub use self::groups::GroupStatus;

@@ -59,7 +59,7 @@ impl StateLayout {
     }
 
     /// The dirs created when a store is opened.
-    pub(crate) fn dirs(&self) -> [PathBuf; 6] {
+    pub(crate) fn dirs(&self) -> [PathBuf; 7] {
         [
             self.tasks(),
             self.active(),
@@ -67,6 +67,7 @@ impl StateLayout {
             self.slots(),
             self.usage_limits(),
             self.parked(),
+            self.spend(),
         ]
     }
 
@@ -154,6 +155,16 @@ impl StateLayout {
     /// The marker of one parked task.
     pub fn parked_marker(&self, id: &TaskId) -> PathBuf {
         self.parked().join(&*id.simple().to_string())
+    }
+
+    /// The spend ledger, a file per day (see [`budget`](crate::budget)).
+    pub fn spend(&self) -> PathBuf {
+        self.root.join("spend")
+    }
+
+    /// One day's ledger.
+    pub fn spend_day(&self, date: chrono::NaiveDate) -> PathBuf {
+        self.spend().join(format!("{date}.json"))
     }
 
     /// Where waiting runners keep their places in line.

@@ -26,6 +26,7 @@
 compile_error!("ccmp-core runs on Linux only (it relies on /proc, prctl and inotify)");
 
 pub mod agent;
+pub mod budget;
 pub mod ccmp;
 pub mod config;
 pub mod duration;
@@ -52,9 +53,9 @@ pub use crate::agent::{
     STRIPPED_ENV, TASK_ENV, invocation, signal_name,
 };
 pub use crate::ccmp::{
-    CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget, DEFAULT_LIST_LIMIT,
-    GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource, SETTABLE, SkippedTask,
-    StartOutlook, TaskChanges, TaskList, WaitMode, WaitOutcome,
+    BudgetStatus, CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget,
+    DEFAULT_LIST_LIMIT, DaySpend, GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource,
+    SETTABLE, SkippedTask, SpendReport, StartOutlook, TaskChanges, TaskList, WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,

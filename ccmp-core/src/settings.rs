@@ -13,6 +13,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Budget;
 use crate::error::StoreError;
 use crate::group::GroupName;
 use crate::private_file;
@@ -70,7 +71,20 @@ pub struct Settings {
     /// The first wait before a retry, in seconds; each next one doubles it (with jitter).
     #[serde(default = "default_retry_backoff")]
     pub retry_backoff_secs: f64,
+    /// The machine-wide spend limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+    /// What a task without its own `max_budget_usd` reserves against a budget when it starts.
+    #[serde(default = "default_reservation")]
+    pub budget_reservation_usd: f64,
 }
+
+fn default_reservation() -> f64 {
+    DEFAULT_RESERVATION_USD
+}
+
+/// What a task reserves against a budget unless it or the settings say otherwise, in USD.
+pub const DEFAULT_RESERVATION_USD: f64 = 1.0;
 
 fn yes() -> bool {
     true
@@ -87,7 +101,7 @@ pub const DEFAULT_RETRY_BACKOFF_SECS: f64 = 30.0;
 pub const MAX_RETRIES: u32 = 10;
 
 /// One group's settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupSettings {
     /// At most this many of the group's agents run at once (and never more than the
     /// machine-wide limit). `None`: only the machine-wide limit holds.
@@ -96,6 +110,9 @@ pub struct GroupSettings {
     /// Whether the group's new tasks are held back (`ccmp pause --group G`).
     #[serde(default)]
     pub paused: bool,
+    /// The group's spend limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 impl Settings {
@@ -138,6 +155,8 @@ impl Settings {
             park_on_usage_limit: true,
             retries: 0,
             retry_backoff_secs: DEFAULT_RETRY_BACKOFF_SECS,
+            budget: None,
+            budget_reservation_usd: DEFAULT_RESERVATION_USD,
         }
     }
 

@@ -175,6 +175,9 @@ pub fn next_step(view: &TaskView, truncated: bool, outlook: Option<&StartOutlook
         Some(StartOutlook::GroupFull { group, limit }) => format!(
             "Queued: group {group} runs {limit} tasks at once, all busy, so it starts when one of them ends."
         ),
+        Some(StartOutlook::BudgetSpent(why)) => format!(
+            "Queued: the {why}. A person can raise it with `ccmp budget set`."
+        ),
         Some(StartOutlook::MachineFull { limit: 1 }) => {
             "Queued: the one slot (max_parallel 1) is busy, so it starts when the running task ends.".to_owned()
         }

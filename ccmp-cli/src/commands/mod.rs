@@ -1,5 +1,6 @@
 //! One file per subcommand: parse, call the core, render.
 
+pub mod budget;
 pub mod cancel;
 pub mod cleanup;
 pub mod common;

@@ -70,7 +70,7 @@ impl Ccmp {
                 name.clone(),
                 GroupSettings {
                     max_parallel,
-                    paused: false,
+                    ..GroupSettings::default()
                 },
             );
         })?;

@@ -24,6 +24,8 @@ pub enum StartOutlook {
         /// Its limit.
         limit: usize,
     },
+    /// A budget it falls under has no room for its reservation; the text says which.
+    BudgetSpent(String),
     /// The machine runs as many agents as its limit allows.
     MachineFull {
         /// The machine-wide limit.
@@ -60,6 +62,12 @@ impl Ccmp {
         let own = settings.group(group).cloned().unwrap_or_default();
         if own.paused {
             return Ok(Some(StartOutlook::GroupPaused(group.clone())));
+        }
+        if let Some(settings) = &self.settings {
+            let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
+            if let Some(why) = crate::supervisor::budget_block(&layout, record) {
+                return Ok(Some(StartOutlook::BudgetSpent(why)));
+            }
         }
         let (running, in_group) = self.running_besides(record)?;
         if let Some(limit) = own.max_parallel

@@ -79,7 +79,12 @@ pub(super) fn check_limit(limit: usize) -> Result<(), Error> {
 
 /// The settings a person may set by name (`ccmp settings KEY=VALUE`), besides the limit, the
 /// pause and the groups, which have their own commands.
-pub const SETTABLE: [&str; 3] = ["park_on_usage_limit", "retries", "retry_backoff"];
+pub const SETTABLE: [&str; 4] = [
+    "park_on_usage_limit",
+    "retries",
+    "retry_backoff",
+    "budget_reservation",
+];
 
 impl Ccmp {
     /// Sets one of the [`SETTABLE`] settings from its text: `park_on_usage_limit=true|false`,
@@ -112,6 +117,15 @@ impl Ccmp {
                     .filter(|s| *s <= 3600.0)
                     .ok_or_else(|| bad("a duration up to 1h, such as 30s or 2m"))?;
                 self.change_settings(|s| s.retry_backoff_secs = secs)
+            }
+            "budget_reservation" => {
+                let usd = value
+                    .trim_start_matches('$')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .ok_or_else(|| bad("an amount in USD, such as 1.50"))?;
+                self.change_settings(|s| s.budget_reservation_usd = usd)
             }
             _ => Err(Error::InvalidArgument(format!(
                 "there is no setting `{key}`; the settings are {}",

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::budget;
 use crate::config::DEFAULT_MAX_PARALLEL;
 use crate::group::GroupName;
 use crate::id::TaskId;
@@ -162,7 +163,49 @@ impl Limits {
         let (limit, paused) = self.group(group);
         !paused && limit.is_none_or(|limit| running.in_group(group) < limit)
     }
+
+    /// Whether any budget is set (only then is the ledger read).
+    fn has_budgets(&self) -> bool {
+        self.settings
+            .as_ref()
+            .is_some_and(|s| s.budget.is_some() || s.groups.values().any(|g| g.budget.is_some()))
+    }
+
+    /// Why a task of `group` that would reserve `amount` may not start for want of budget.
+    fn over_budget(&self, ledger: &Ledger, group: &GroupName, amount: f64) -> Option<String> {
+        let settings = self.settings.as_ref()?;
+        if let Some(b) = settings.group(group).and_then(|g| g.budget) {
+            let counted = budget::counted(ledger, &b, Some(group));
+            if counted + amount > b.limit_usd + 1e-9 {
+                return Some(format!(
+                    "budget of {} for group {group} spent: ${counted:.2} with what running tasks reserved; it starts when the budget allows ({amount:.2} to reserve)",
+                    b.describe()
+                ));
+            }
+        }
+        if let Some(b) = settings.budget {
+            let counted = budget::counted(ledger, &b, None);
+            if counted + amount > b.limit_usd + 1e-9 {
+                return Some(format!(
+                    "machine-wide budget of {} spent: ${counted:.2} with what running tasks reserved; it starts when the budget allows ({amount:.2} to reserve)",
+                    b.describe()
+                ));
+            }
+        }
+        None
+    }
+
+    /// What a task reserves unless it says (`max_budget_usd`).
+    fn default_reservation(&self) -> f64 {
+        self.settings
+            .as_ref()
+            .map_or(crate::settings::DEFAULT_RESERVATION_USD, |s| {
+                s.budget_reservation_usd
+            })
+    }
 }
+
+type Ledger = std::collections::BTreeMap<chrono::NaiveDate, budget::Day>;
 
 /// "1st", "2nd", "3rd", "4th", … "11th", "12th", "13th", "21st".
 fn ordinal(n: usize) -> String {
@@ -215,6 +258,8 @@ struct Queue {
     layout: StateLayout,
     lock: File,
     entry: Entry,
+    /// What the task reserves against a budget, if it says (its `max_budget_usd`).
+    own_reservation: Option<f64>,
     /// Held while this runner waits: the waiter behind sleeps on it.
     _entry_lock: File,
 }
@@ -237,6 +282,7 @@ impl Queue {
             layout,
             dir,
             entry,
+            own_reservation: record.spec.agent.claude().and_then(|c| c.max_budget_usd),
             _entry_lock: entry_lock,
         })
     }
@@ -333,6 +379,26 @@ impl Queue {
             );
             return Ok(Self::wait(same_group, why));
         }
+        // Budgets: a task reserves when it first starts (not again after a usage limit or a
+        // retry), and may start only if every budget it falls under has room for it.
+        let ledger: Ledger = if limits.has_budgets() {
+            budget::ledger(&self.layout)
+        } else {
+            Ledger::new()
+        };
+        let reservation = match self.entry.id {
+            Some(id) if limits.has_budgets() && !budget::has_reserved(&ledger, &id) => Some(
+                self.own_reservation
+                    .unwrap_or_else(|| limits.default_reservation()),
+            ),
+            _ => None,
+        };
+        if let Some(amount) = reservation
+            && let Some(why) = limits.over_budget(&ledger, group, amount)
+        {
+            return Ok(Self::wait(same_group, why));
+        }
+        let default_reservation = limits.default_reservation();
         let (mut running, mut free) = self.slots(limits.machine)?;
         let held = running.total;
         let held_in_group = running.in_group(group);
@@ -341,7 +407,14 @@ impl Queue {
             if machine_room == 0 {
                 break;
             }
-            if !limits.group_has_room(&entry.group, &running) || holds.contains_key(&entry.login) {
+            let over_budget = limits.has_budgets()
+                && limits
+                    .over_budget(&ledger, &entry.group, default_reservation)
+                    .is_some();
+            if !limits.group_has_room(&entry.group, &running)
+                || holds.contains_key(&entry.login)
+                || over_budget
+            {
                 continue;
             }
             // This waiter would take a slot before us, if it is alive.
@@ -373,6 +446,9 @@ impl Queue {
                 limits.machine
             );
             return Ok(Self::wait(same_group, why));
+        }
+        if let (Some(amount), Some(id)) = (reservation, self.entry.id) {
+            budget::reserve(&self.layout, &id, group, amount)?;
         }
         let lock = free.swap_remove(0);
         self.leave();
@@ -446,6 +522,31 @@ impl Queue {
         }
         rx
     }
+}
+
+/// Why `record` may not start for want of budget now, if so (for a frontend's reply; the
+/// queue decides again when it looks).
+pub(crate) fn budget_block(layout: &StateLayout, record: &TaskRecord) -> Option<String> {
+    let settings = Settings::load(&layout.settings()).ok().flatten()?;
+    let limits = Limits {
+        machine: settings.max_parallel,
+        paused: settings.paused,
+        settings: Some(settings),
+    };
+    if !limits.has_budgets() {
+        return None;
+    }
+    let ledger = budget::ledger(layout);
+    if budget::has_reserved(&ledger, &record.id) {
+        return None;
+    }
+    let amount = record
+        .spec
+        .agent
+        .claude()
+        .and_then(|c| c.max_budget_usd)
+        .unwrap_or_else(|| limits.default_reservation());
+    limits.over_budget(&ledger, &record.spec.group, amount)
 }
 
 /// The task and group holding a slot, from the slot file (written when the slot is taken).

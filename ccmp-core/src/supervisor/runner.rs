@@ -192,7 +192,17 @@ async fn supervise(
             }
         }
     };
+    let id = record.id;
     run_until_done(&ctx, &store, record, &cancel, &reason, place).await;
+    // What it spent replaces what it reserved against a budget.
+    if let Ok(done) = store.load(&id)
+        && done.status.is_terminal()
+    {
+        let spent = done.outcome.as_ref().and_then(|o| o.cost_usd);
+        if let Err(e) = crate::budget::settle(store.layout(), &id, spent) {
+            tracing::warn!("could not record what the task spent: {e}");
+        }
+    }
 }
 
 /// Runs the agent, again after a usage limit resets or after an API failure worth a retry,
