@@ -151,3 +151,49 @@ pub(crate) fn settle(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(group: &str, reserved: f64, spent: Option<f64>) -> Entry {
+        Entry {
+            group: group.parse().unwrap(),
+            reserved_usd: reserved,
+            spent_usd: spent,
+        }
+    }
+
+    #[test]
+    fn what_counts_is_spend_else_reservation_in_the_budgets_period_and_scope() {
+        let today = Utc::now().date_naive();
+        let yesterday = today.pred_opt().unwrap();
+        let mut ledger = BTreeMap::new();
+        ledger.insert(
+            yesterday,
+            Day::from([(TaskId::new(), entry("review", 1.0, Some(4.0)))]),
+        );
+        ledger.insert(
+            today,
+            Day::from([
+                (TaskId::new(), entry("review", 1.0, Some(0.25))),
+                (TaskId::new(), entry("review", 2.0, None)),
+                (TaskId::new(), entry("default", 1.0, Some(0.5))),
+            ]),
+        );
+        let review: GroupName = "review".parse().unwrap();
+        let per_day = Budget {
+            limit_usd: 10.0,
+            per_day: true,
+        };
+        let in_all = Budget {
+            per_day: false,
+            ..per_day
+        };
+        assert_eq!(counted(&ledger, &per_day, Some(&review)), 2.25);
+        assert_eq!(counted(&ledger, &in_all, Some(&review)), 6.25);
+        assert_eq!(counted(&ledger, &per_day, None), 2.75);
+        assert_eq!(in_all.describe(), "$10.00");
+        assert_eq!(per_day.describe(), "$10.00/day");
+    }
+}

@@ -1,6 +1,7 @@
 //! What a reboot does to queued tasks: every runner dies with the machine, so each task it ran
 //! or held in line is `lost`, with a reason that says the machine restarted and that nothing
-//! starts it again; what the dead runners left in the queue holds back no new task.
+//! starts it again; what the dead runners left in the queue holds back no new task. A task
+//! parked on a usage limit is taken up again instead.
 
 use std::time::Duration;
 
@@ -70,4 +71,54 @@ fn after_a_reboot_waiting_tasks_are_lost_with_the_reason_and_new_tasks_run() {
     ccmp(&sandbox).arg("resume").assert().success();
     let fresh = start(&["FAKE_SLEEP=0"]);
     until_state(&sandbox, &fresh, "succeeded");
+}
+
+#[test]
+fn a_task_parked_on_a_usage_limit_survives_a_reboot_and_resumes() {
+    let sandbox = Sandbox::new();
+    let out = ccmp(&sandbox)
+        .args([
+            "start",
+            "-e",
+            "CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-dummy",
+            "-e",
+            "FAKE_USAGE_LIMIT=3",
+            "work",
+        ])
+        .assert()
+        .success();
+    let id = String::from_utf8(out.get_output().stdout.clone())
+        .unwrap()
+        .trim()
+        .to_owned();
+    poll(Duration::from_secs(30), "the task to park", || {
+        (status_json(&sandbox, &id)["status"] == "parked").then_some(())
+    });
+    let full = status_json(&sandbox, &id)["id"]
+        .as_str()
+        .unwrap()
+        .replace('-', "");
+    let path = record_path(&sandbox, &full);
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let pid = record["runner"]["pid"].as_i64().unwrap() as i32;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    poll(Duration::from_secs(10), "the runner to die", || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        (stat.is_empty() || stat.contains(") Z ")).then_some(())
+    });
+    for who in ["runner", "creator"] {
+        record[who]["boot_id"] = "an-earlier-boot".into();
+    }
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    // The next command takes it up: still parked, then done after the reset.
+    assert_eq!(status_json(&sandbox, &id)["status"], "parked");
+    poll(
+        Duration::from_secs(60),
+        "the task to resume and succeed",
+        || (status_json(&sandbox, &id)["status"] == "succeeded").then_some(()),
+    );
 }
