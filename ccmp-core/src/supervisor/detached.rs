@@ -188,7 +188,7 @@ impl DetachedSupervisor {
         Ok(self.store.load(&record.id)?)
     }
 
-    /// Takes up every parked task whose runner died (see [`take_up`](Self::take_up)); each is
+    /// Takes up every parked task whose runner died (starts a new runner for it); each is
     /// found by its marker in `<state>/parked/`, so this costs one directory read when there
     /// are none.
     pub fn take_up_parked(&self) {
