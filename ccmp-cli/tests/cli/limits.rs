@@ -188,3 +188,19 @@ fn a_parked_task_whose_runner_was_killed_is_taken_up_by_the_next_command() {
     let done = until(&sandbox, &parked, "succeeded");
     assert_eq!(done["attempts"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_parked_task_can_be_cancelled_and_says_so() {
+    let sandbox = Sandbox::new();
+    let parked = start(
+        &sandbox,
+        &["-e", OAUTH, "-e", "FAKE_USAGE_LIMIT=60", "work"],
+    );
+    until(&sandbox, &parked, "parked");
+    ccmp(&sandbox).args(["cancel", &parked]).assert().success();
+    let view = until(&sandbox, &parked, "cancelled");
+    assert_eq!(view["progress"], "cancelled");
+    assert!(view["parked_until"].is_null(), "{view}");
+    let error = view["error"].as_str().unwrap();
+    assert!(error.ends_with("while parked on a usage limit"), "{error}");
+}

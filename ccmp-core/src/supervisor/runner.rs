@@ -306,6 +306,7 @@ async fn run_until_done(
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = cancel.cancelled() => {
+                        open.progress = Some("cancelled".to_owned());
                         let error = format!("{} while waiting to try again", reason());
                         agent_loop::finish_early(shared, open, TaskStatus::Cancelled, error).await;
                         return;
@@ -346,6 +347,8 @@ async fn park(
     let _ = std::fs::remove_file(&marker);
     let mut record = store.load(&record.id).unwrap_or(record);
     if !woke {
+        record.parked_until = None;
+        record.progress = Some("cancelled".to_owned());
         let error = format!("{} while parked on a usage limit", reason());
         agent_loop::finish_early(store, record, TaskStatus::Cancelled, error).await;
         return None;
