@@ -30,8 +30,8 @@ mod hint;
 mod render;
 
 use commands::{
-    budget, cancel, cleanup, completions, group, list, logs, parallel, pause, reply, run, settings,
-    start, status, wait,
+    budget, cancel, cleanup, completions, group, inbox, list, logs, parallel, pause, reply, run,
+    settings, start, status, wait,
 };
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
@@ -63,6 +63,9 @@ enum Command {
     Group(group::GroupArgs),
     Settings(settings::SettingsArgs),
     Budget(budget::BudgetArgs),
+    Inbox(inbox::InboxArgs),
+    Approve(inbox::ApproveArgs),
+    Deny(inbox::DenyArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -129,6 +132,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Group(args) => group::run(&ccmp, args),
             Command::Settings(args) => settings::run(&ccmp, args),
             Command::Budget(args) => budget::run(&ccmp, args),
+            Command::Inbox(args) => inbox::inbox(&ccmp, args),
+            Command::Approve(args) => inbox::answer(
+                &ccmp,
+                &args.id,
+                ccmp_core::ApprovalAnswer {
+                    allow: true,
+                    reason: None,
+                    always: args.always,
+                },
+            ),
+            Command::Deny(args) => inbox::answer(
+                &ccmp,
+                &args.id,
+                ccmp_core::ApprovalAnswer {
+                    allow: false,
+                    reason: args.reason,
+                    always: false,
+                },
+            ),
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

@@ -12,6 +12,7 @@ pub fn state_style(status: TaskStatus) -> Style {
         TaskStatus::Succeeded => AnsiColor::Green,
         TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost => AnsiColor::Red,
         TaskStatus::Cancelled | TaskStatus::Skipped => AnsiColor::Yellow,
+        TaskStatus::NeedsApproval => AnsiColor::Magenta,
     };
     Style::new().fg_color(Some(color.into()))
 }

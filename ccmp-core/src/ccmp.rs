@@ -15,6 +15,7 @@ use crate::task::{Outcome, TaskRecord, TaskStatus};
 use crate::view::TaskView;
 use crate::worktree::{self, Isolation, Worktree};
 
+mod approvals;
 mod budgets;
 mod cancel;
 mod cleanup;
@@ -27,6 +28,7 @@ mod parallel;
 mod wait;
 mod watch;
 
+pub use self::approvals::ApprovalAnswer;
 pub use self::budgets::{BudgetStatus, DaySpend, SpendReport};
 pub use self::cancel::CancelOutcome;
 pub use self::cleanup::{CleanupOptions, CleanupReport, CleanupTarget, SkippedTask};

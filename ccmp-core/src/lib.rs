@@ -26,6 +26,7 @@
 compile_error!("ccmp-core runs on Linux only (it relies on /proc, prctl and inotify)");
 
 pub mod agent;
+pub mod approval;
 pub mod budget;
 pub mod ccmp;
 pub mod config;
@@ -53,9 +54,10 @@ pub use crate::agent::{
     STRIPPED_ENV, TASK_ENV, invocation, signal_name,
 };
 pub use crate::ccmp::{
-    BudgetStatus, CancelOutcome, Ccmp, CleanupOptions, CleanupReport, CleanupTarget,
-    DEFAULT_LIST_LIMIT, DaySpend, GroupStatus, ListQuery, MAX_WAIT, OutputFollow, OutputSource,
-    SETTABLE, SkippedTask, SpendReport, StartOutlook, TaskChanges, TaskList, WaitMode, WaitOutcome,
+    ApprovalAnswer, BudgetStatus, CancelOutcome, Ccmp, CleanupOptions, CleanupReport,
+    CleanupTarget, DEFAULT_LIST_LIMIT, DaySpend, GroupStatus, ListQuery, MAX_WAIT, OutputFollow,
+    OutputSource, SETTABLE, SkippedTask, SpendReport, StartOutlook, TaskChanges, TaskList,
+    WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
@@ -85,9 +87,11 @@ pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};
 /// Whether this process was started as one of ccmp's hidden subcommands (a task runner or the
 /// agent trampoline) rather than as the program itself.
 pub fn is_runner_process() -> bool {
-    std::env::args_os()
-        .nth(1)
-        .is_some_and(|first| first == supervisor::RUNNER_CMD || first == supervisor::EXEC_AGENT_CMD)
+    std::env::args_os().nth(1).is_some_and(|first| {
+        first == supervisor::RUNNER_CMD
+            || first == supervisor::EXEC_AGENT_CMD
+            || first == approval::HOOK_CMD
+    })
 }
 
 /// Runs ccmp's hidden subcommands (the task runner and the agent trampoline) when this process
@@ -114,6 +118,8 @@ pub fn hidden_entry_point() -> Option<ExitCode> {
             .with_writer(std::io::stderr)
             .try_init();
         Some(supervisor::runner_main(args))
+    } else if first == approval::HOOK_CMD {
+        Some(approval::hook::hook_main(args))
     } else {
         Some(supervisor::exec_agent(args))
     }

@@ -118,6 +118,8 @@ impl From<RecordV1> for TaskRecord {
             max_budget_usd: spec.max_budget_usd,
             append_system_prompt: spec.append_system_prompt,
             add_dirs: spec.add_dirs,
+            ask: Vec::new(),
+            ask_all: false,
         };
         Self {
             // Upgraded to the version every build since the reshape reads.
@@ -152,6 +154,8 @@ impl From<RecordV1> for TaskRecord {
             outcome: v1.outcome.map(Outcome::from),
             attempts: Vec::new(),
             parked_until: None,
+            pending_approval: None,
+            resume_answered: false,
             worktree: v1.worktree,
         }
     }
@@ -180,6 +184,7 @@ impl From<OutcomeV1> for Outcome {
                 api_error: None,
             })),
             api_failure: None,
+            deferred: None,
         }
     }
 }

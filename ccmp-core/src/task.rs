@@ -50,14 +50,18 @@ pub enum TaskStatus {
     /// The agent stopped on a usage limit; the task waits, holding no slot, until the limit
     /// resets (`parked_until`), then resumes its session.
     Parked,
+    /// The agent asked to use a tool the task's approval policy holds back: the task waits,
+    /// holding no slot and no process, until someone approves or denies it (`pending_approval`).
+    NeedsApproval,
 }
 
 impl TaskStatus {
     /// All states, in lifecycle order.
-    pub const ALL: [TaskStatus; 9] = [
+    pub const ALL: [TaskStatus; 10] = [
         Self::Queued,
         Self::Running,
         Self::Parked,
+        Self::NeedsApproval,
         Self::Succeeded,
         Self::Failed,
         Self::TimedOut,
@@ -68,7 +72,10 @@ impl TaskStatus {
 
     /// Whether this state is final.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running | Self::Parked)
+        !matches!(
+            self,
+            Self::Queued | Self::Running | Self::Parked | Self::NeedsApproval
+        )
     }
 
     /// Whether the task ended and did what it was asked (the only state a frontend reports as
@@ -89,6 +96,7 @@ impl TaskStatus {
             Self::Lost => "lost",
             Self::Skipped => "skipped",
             Self::Parked => "parked",
+            Self::NeedsApproval => "needs_approval",
         }
     }
 }
@@ -151,6 +159,9 @@ pub struct Outcome {
     /// parks until a usage limit resets or is tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_failure: Option<ApiFailure>,
+    /// The tool use the agent stopped to have approved (it deferred it), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<PendingApproval>,
 }
 
 /// How the model API failed a run, in terms every agent shares.
@@ -265,6 +276,29 @@ pub struct TaskRecord {
     /// While `parked`: when the usage limit resets and the task resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked_until: Option<DateTime<Utc>>,
+    /// While `needs_approval`: the tool use waiting for an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<PendingApproval>,
+    /// Set when an approval was answered: the next run resumes the session with no prompt, so
+    /// that the agent asks its hook again about the same tool use.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume_answered: bool,
+}
+
+/// A tool use the agent deferred for approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct PendingApproval {
+    /// The agent's id of the tool use.
+    pub tool_use_id: String,
+    /// The tool.
+    pub tool: String,
+    /// What it wants to do, in a line: a Bash command, a file path, …
+    pub summary: String,
+    /// The tool's whole input.
+    pub input: serde_json::Value,
+    /// When it was asked.
+    pub asked_at: DateTime<Utc>,
 }
 
 /// One run of the agent that did not end its task.
@@ -289,6 +323,9 @@ pub struct Attempt {
     /// Whether the task parked on a usage limit after it (else it was retried).
     #[serde(default)]
     pub parked: bool,
+    /// Whether it stopped to have a tool use approved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asked: bool,
 }
 
 impl TaskRecord {
@@ -313,6 +350,8 @@ impl TaskRecord {
             worktree: None,
             attempts: Vec::new(),
             parked_until: None,
+            pending_approval: None,
+            resume_answered: false,
         }
     }
 
@@ -329,7 +368,7 @@ impl TaskRecord {
 
     fn stamp_schema(&mut self) {
         self.schema = match self.status {
-            TaskStatus::Skipped | TaskStatus::Parked => SCHEMA_VERSION,
+            TaskStatus::Skipped | TaskStatus::Parked | TaskStatus::NeedsApproval => SCHEMA_VERSION,
             _ => SCHEMA_WITHOUT_NEW_STATES,
         };
     }

@@ -49,6 +49,7 @@ impl TaskRecord {
             group: self.spec.group.to_string(),
             attempts: self.attempts.clone(),
             parked_until: self.parked_until,
+            pending_approval: self.pending_approval.clone(),
             after: self.spec.after.iter().map(TaskId::short).collect(),
             timeout_secs: self.spec.timeout_secs,
             env: self.spec.env.keys().cloned().collect(),
@@ -140,6 +141,9 @@ pub struct TaskView {
     /// While parked: when the usage limit resets and it resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked_until: Option<DateTime<Utc>>,
+    /// While it needs approval: the tool use that waits for an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<crate::task::PendingApproval>,
     /// Timeout in seconds, if any.
     pub timeout_secs: Option<f64>,
     /// Names (not values) of the extra environment variables given to the agent.

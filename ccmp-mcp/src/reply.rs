@@ -196,6 +196,9 @@ pub fn next_step(view: &TaskView, truncated: bool, outlook: Option<&StartOutlook
         TaskStatus::Queued => format!(
             "{queued} Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
         ),
+        TaskStatus::NeedsApproval => format!(
+            "Needs approval: the agent wants to use a tool its approval policy holds back (see pending_approval). A person answers with `ccmp approve {id}` or `ccmp deny {id} --reason …`; it then resumes."
+        ),
         TaskStatus::Parked => format!(
             "Parked on a usage limit: it resumes its session by itself when the limit resets (see progress). wait_for_tasks(task_ids=[\"{id}\"]) waits through it; cancel_task stops it."
         ),

@@ -15,6 +15,8 @@ prompt of the conversation:
                              limit is reached until <secs> after the first such request: a 429
                              with the anthropic-ratelimit-unified-* headers of a real refusal
                              (see claude-limits-defer-channels.md), then answers as usual
+  PLEASE-BASH <command>      a Bash tool_use of the rest of the line, then text
+                             "BASH-SAID: <tool result>"
   PLEASE-CCMP                calls mcp__ccmp__start_cc_task_async, then mcp__ccmp__wait_for_tasks
                              with the id it got back, then answers with what the wait said
   PLEASE-EXEC                calls mcp__ccmp__execute_cc_task (a fake agent that takes 2 s), then
@@ -207,6 +209,11 @@ class Handler(BaseHTTPRequestHandler):
             if step == 0:
                 return [("tool_use", "Write", {"file_path": match.group(1), "content": "written by the mock model\n"})]
             return [("text", "WROTE-FILE. tool said: " + (results[-1] if results else ""))]
+        match = re.search(r"PLEASE-BASH (.+)", prompt)
+        if match:
+            if step == 0:
+                return [("tool_use", "Bash", {"command": match.group(1).strip(), "description": "run the command"})]
+            return [("text", "BASH-SAID: " + (results[-1] if results else ""))]
         if "PLEASE-CCMP" in prompt:
             if step == 0:
                 return [("tool_use", "mcp__ccmp__start_cc_task_async", {"prompt": "FAKE_SLEEP=0 a nested task"})]

@@ -432,6 +432,63 @@ async fn an_overloaded_api_is_retried_when_asked() {
     );
 }
 
+/// A task that asks before `echo RAN…` runs: the real Claude Code defers the Bash call through
+/// ccmp's hook, the task waits in `needs_approval` with no process alive, and after an answer
+/// it resumes its session: approved, the command runs and its output reaches the model; denied,
+/// the model is told the reason and the command never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_tool_use_waits_for_approval_and_the_answer_reaches_the_model() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    for (allow, file) in [(true, "approved.txt"), (false, "denied.txt")] {
+        let marker = scene.sandbox.work().join(file);
+        let prompt = format!(
+            "PLEASE-BASH echo RAN >> {}; echo bash-output",
+            marker.display()
+        );
+        let request = scene.request(&prompt).claude(ccmp_core::ClaudeOptions {
+            ask: vec!["Bash(echo RAN:*)".into()],
+            ..ccmp_core::ClaudeOptions::default()
+        });
+        let started = ccmp.start(request).unwrap();
+        let waiting = poll(Duration::from_secs(60), "the task to ask", || {
+            let record = ccmp.status(&started.id).unwrap();
+            assert!(!record.status.is_terminal(), "{:?}", record.outcome);
+            (record.status == TaskStatus::NeedsApproval).then_some(record)
+        });
+        let pending = waiting.pending_approval.clone().unwrap();
+        assert_eq!(pending.tool, "Bash");
+        assert!(pending.summary.contains("echo RAN"), "{pending:?}");
+        assert!(!marker.exists(), "the command ran before it was approved");
+        no_claude_left(&waiting);
+        assert_eq!(ccmp.inbox().unwrap()[0].id, started.id);
+        let answer = ccmp_core::ApprovalAnswer {
+            allow,
+            reason: (!allow).then(|| "REVIEWER-SAYS-NO: use the staging dir".to_owned()),
+            always: false,
+        };
+        ccmp.answer_approval(&started.id, answer.clone()).unwrap();
+        let again = ccmp.answer_approval(&started.id, answer).unwrap_err();
+        assert!(again.to_string().contains("already answered"), "{again}");
+        let outcome = ccmp.wait(&[started.id], WaitMode::All, LONG).await.unwrap();
+        let done = &outcome.finished[0];
+        assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+        let result = done
+            .outcome
+            .as_ref()
+            .and_then(|o| o.result.clone())
+            .unwrap();
+        if allow {
+            assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
+            assert!(result.contains("bash-output"), "{result}");
+        } else {
+            assert!(!marker.exists(), "a denied command ran");
+            assert!(result.contains("REVIEWER-SAYS-NO"), "{result}");
+        }
+        no_claude_left(done);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_a_slow_reply_leaves_nothing_running() {
     let scene = Scene::new();

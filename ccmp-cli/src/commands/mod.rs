@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod common;
 pub mod completions;
 pub mod group;
+pub mod inbox;
 pub mod list;
 pub mod logs;
 pub mod parallel;

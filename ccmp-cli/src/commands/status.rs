@@ -150,6 +150,21 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(progress) = &view.progress {
         out!("{}", field("progress", progress));
     }
+    if let Some(pending) = &view.pending_approval {
+        out!(
+            "{}",
+            field(
+                "asks",
+                &format!(
+                    "{} (waiting {}; `ccmp approve {}` or `ccmp deny {} --reason …`)",
+                    pending.summary,
+                    crate::render::age(pending.asked_at),
+                    view.short_id,
+                    view.short_id
+                )
+            )
+        );
+    }
     for (n, attempt) in view.attempts.iter().enumerate() {
         let cost = attempt
             .cost_usd

@@ -71,6 +71,13 @@ pub struct ClaudeArgs {
     /// Text appended to the system prompt.
     #[arg(long, value_name = "TEXT")]
     pub append_system_prompt: Option<String>,
+    /// Ask a person before a tool use that matches this rule runs, e.g. "Bash(git push:*)" or
+    /// Write; repeat for more. The task waits in `ccmp inbox` until `ccmp approve` or `deny`.
+    #[arg(long, value_name = "RULE")]
+    pub ask: Vec<String>,
+    /// Ask before every tool use.
+    #[arg(long)]
+    pub ask_all: bool,
 }
 
 impl From<ClaudeArgs> for ClaudeOptions {
@@ -84,6 +91,8 @@ impl From<ClaudeArgs> for ClaudeOptions {
             max_budget_usd: args.max_budget_usd,
             append_system_prompt: args.append_system_prompt,
             add_dirs: Vec::new(),
+            ask: args.ask,
+            ask_all: args.ask_all,
         }
     }
 }

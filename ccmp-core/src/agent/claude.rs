@@ -52,9 +52,25 @@ pub struct ClaudeOptions {
     pub append_system_prompt: Option<String>,
     /// Extra directories the agent may access (`--add-dir`), canonical once validated.
     pub add_dirs: Vec<PathBuf>,
+    /// Tool uses to ask a person about before they run, as permission rules (`Write`,
+    /// `Bash(git push:*)`): the task then waits in `needs_approval` (see
+    /// [`approval`](crate::approval)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ask: Vec<String>,
+    /// Ask about every tool use.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ask_all: bool,
 }
 
 impl ClaudeOptions {
+    /// What the task asks about before a tool use runs.
+    pub fn ask_policy(&self) -> crate::approval::policy::AskPolicy {
+        crate::approval::policy::AskPolicy {
+            rules: self.ask.iter().filter_map(|r| r.parse().ok()).collect(),
+            all: self.ask_all,
+        }
+    }
+
     /// Whether `--dangerously-skip-permissions` is passed.
     pub fn skips_permissions(&self) -> bool {
         self.skip_permissions.unwrap_or(true)
@@ -114,6 +130,9 @@ impl ClaudeOptions {
             .iter()
             .map(|d| canonical_dir(d).map_err(|_| SpecError::BadAddDir { path: d.clone() }))
             .collect::<Result<Vec<_>, _>>()?;
+        for rule in &self.ask {
+            rule.parse::<crate::approval::policy::AskRule>()?;
+        }
         Ok(Self {
             skip_permissions,
             permission_mode,
@@ -122,6 +141,8 @@ impl ClaudeOptions {
             max_budget_usd: self.max_budget_usd,
             append_system_prompt: self.append_system_prompt,
             add_dirs,
+            ask: self.ask,
+            ask_all: self.ask_all,
         })
     }
 
@@ -383,6 +404,19 @@ impl ClaudeStream {
             claude.terminal_reason = result["terminal_reason"].as_str().map(str::to_owned);
             claude.api_error = result["api_error"].as_str().map(str::to_owned);
             outcome.api_failure = self.api_failure(result);
+            // A deferral is told by `deferred_tool_use`, never by `terminal_reason` (a second
+            // deferral on resume has none).
+            let deferred = &result["deferred_tool_use"];
+            if let (Some(id), Some(tool)) = (deferred["id"].as_str(), deferred["name"].as_str()) {
+                let input = deferred["input"].clone();
+                outcome.deferred = Some(crate::task::PendingApproval {
+                    tool_use_id: id.to_owned(),
+                    tool: tool.to_owned(),
+                    summary: crate::approval::policy::summary(tool, &input),
+                    input,
+                    asked_at: chrono::Utc::now(),
+                });
+            }
             outcome.result = result_text(result);
             outcome.result_bytes = self.result_bytes;
             outcome.num_turns = result["num_turns"].as_u64();

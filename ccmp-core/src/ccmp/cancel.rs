@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::ccmp::{Ccmp, WaitMode};
 use crate::error::Error;
 use crate::id::TaskId;
-use crate::task::TaskRecord;
+use crate::task::{TaskRecord, TaskStatus};
 
 /// What [`Ccmp::cancel`] did.
 #[derive(Debug, Clone)]
@@ -21,6 +21,30 @@ impl Ccmp {
     /// when it has stopped (within the grace period). A finished task is left as it is.
     pub fn request_cancel(&self, id: &TaskId) -> Result<CancelOutcome, Error> {
         let record = self.status(id)?;
+        if record.status == TaskStatus::NeedsApproval
+            && let Some(settings) = &self.settings
+        {
+            // No runner waits with it: end it here, under the lock an answer takes.
+            let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
+            let _locked = crate::approval::answers::Locked::open(&layout, id)
+                .map_err(|e| crate::error::StoreError::write(layout.task_dir(id), e))?;
+            let mut record = self.status(id)?;
+            if record.status == TaskStatus::NeedsApproval {
+                record.pending_approval = None;
+                record.progress = Some("cancelled".into());
+                record.finish(
+                    TaskStatus::Cancelled,
+                    crate::task::Outcome::failure(
+                        "cancelled on request while waiting for an approval",
+                    ),
+                );
+                self.store.save(&record)?;
+                return Ok(CancelOutcome {
+                    record,
+                    already_finished: false,
+                });
+            }
+        }
         let already_finished = record.status.is_terminal();
         if !already_finished {
             self.supervisor.cancel(&record)?;

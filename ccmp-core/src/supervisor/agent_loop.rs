@@ -43,6 +43,8 @@ pub(crate) struct RunContext {
     pub trampoline: Option<PathBuf>,
     /// Whether this process is a child subreaper that must reap orphans.
     pub reap_orphans: bool,
+    /// The state dir, for a detached runner: the approval hook finds its task there.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Saves `record`, logging instead of failing: a progress update that cannot be written must not
@@ -137,7 +139,26 @@ pub(crate) async fn run_attempt(
         spec.prompt = input.prompt.clone();
         spec.resume_session = input.session.clone();
     }
-    let invocation = agent::invocation(&spec);
+    let mut invocation = agent::invocation(&spec);
+    let policy = spec
+        .agent
+        .claude()
+        .map(|c| c.ask_policy())
+        .unwrap_or_default();
+    if !policy.is_empty() {
+        match (&ctx.trampoline, &ctx.state_dir) {
+            (Some(program), Some(state_dir)) => {
+                invocation.args.push("--settings".into());
+                invocation
+                    .args
+                    .push(hook_settings(program, state_dir).into());
+            }
+            _ => {
+                let error = "an approval policy (ask) needs a detached runner: start the task through a file store (Ccmp::open), not in memory".to_owned();
+                return RunEnd::Ended(finish_early(store, record, TaskStatus::Failed, error).await);
+            }
+        }
+    }
     let kind = record.spec.agent_kind();
     let mut command = match &ctx.trampoline {
         Some(trampoline) => {
@@ -330,7 +351,8 @@ pub(crate) async fn run_attempt(
     let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner()))
         .into_owned();
     let (status, mut outcome) = agent::conclude(&parser, exit, stop, &tail);
-    if status == TaskStatus::Failed && keep_open(&outcome) {
+    let deferred = status == TaskStatus::Succeeded && outcome.deferred.is_some();
+    if deferred || (status == TaskStatus::Failed && keep_open(&outcome)) {
         return RunEnd::Open {
             record,
             outcome: Box::new(outcome),
@@ -353,6 +375,21 @@ pub(crate) async fn run_attempt(
     record.finish(status, outcome);
     save_final(store, &record).await;
     RunEnd::Ended(record)
+}
+
+/// Claude Code settings that run ccmp's approval hook before every tool use. Claude Code runs a
+/// hook command through a shell, so the paths are quoted for one.
+fn hook_settings(program: &std::path::Path, state_dir: &std::path::Path) -> String {
+    let quote =
+        |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let command = format!(
+        "{} {} {}",
+        quote(program),
+        crate::approval::HOOK_CMD,
+        quote(state_dir)
+    );
+    serde_json::json!({"hooks": {"PreToolUse": [{"matcher": "*", "hooks": [{"type": "command", "command": command}]}]}})
+        .to_string()
 }
 
 /// Adds the turns of earlier runs to the outcome, and their cost where the agent's own does not

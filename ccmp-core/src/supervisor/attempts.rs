@@ -59,7 +59,11 @@ pub(crate) fn decide(record: &TaskRecord, outcome: &Outcome, settings: &Settings
         } => None,
         ApiFailure::Transient => {
             let of = record.spec.retries.unwrap_or(settings.retries);
-            let used = record.attempts.iter().filter(|a| !a.parked).count() as u32;
+            let used = record
+                .attempts
+                .iter()
+                .filter(|a| !a.parked && !a.asked)
+                .count() as u32;
             (used < of).then(|| Next::Retry {
                 delay: backoff(settings.retry_backoff_secs, used),
                 number: used + 1,
@@ -90,6 +94,7 @@ pub(crate) fn attempt(record: &TaskRecord, outcome: &Outcome, parked: bool) -> A
         cost_usd: outcome.cost_usd,
         num_turns: outcome.num_turns,
         parked,
+        asked: false,
     }
 }
 

@@ -125,7 +125,11 @@ fn unmet_reason(dependency: &TaskRecord) -> String {
         TaskStatus::TimedOut => format!("dependency {short} timed out"),
         TaskStatus::Cancelled => format!("dependency {short} was cancelled"),
         TaskStatus::Lost => format!("dependency {short} was lost (its runner died)"),
-        TaskStatus::Queued | TaskStatus::Running | TaskStatus::Parked | TaskStatus::Succeeded => {
+        TaskStatus::Queued
+        | TaskStatus::Running
+        | TaskStatus::Parked
+        | TaskStatus::NeedsApproval
+        | TaskStatus::Succeeded => {
             format!("dependency {short} is {}", dependency.status)
         }
     }

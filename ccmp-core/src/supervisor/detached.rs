@@ -247,8 +247,12 @@ pub(crate) fn refresh(store: &FsStore, record: TaskRecord) -> Result<TaskRecord,
     if record.status.is_terminal() {
         return Ok(record);
     }
-    if record.status == TaskStatus::Parked {
-        // Waiting for a usage limit is no reason to be lost: a frontend takes it up.
+    if matches!(
+        record.status,
+        TaskStatus::Parked | TaskStatus::NeedsApproval
+    ) {
+        // Waiting for a usage limit is no reason to be lost: a frontend takes it up. A task
+        // that needs approval has no runner at all until it is answered.
         return Ok(record);
     }
     let error = match (&record.runner, &record.creator) {

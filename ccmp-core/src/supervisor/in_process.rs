@@ -49,6 +49,7 @@ impl InProcessSupervisor {
                     grace: config.grace,
                     trampoline: None,
                     reap_orphans: false,
+                    state_dir: None,
                 },
                 runtime,
                 slots: Arc::new(Semaphore::new(config.max_parallel)),

@@ -164,6 +164,7 @@ async fn supervise(
         grace: args.grace,
         trampoline: std::env::current_exe().ok(),
         reap_orphans: true,
+        state_dir: Some(store.root().to_owned()),
     };
     let record = if record.spec.after.is_empty() {
         record
@@ -217,6 +218,15 @@ async fn run_until_done(
 ) {
     let shared = ctx.store.as_ref();
     let mut input = None;
+    if record.resume_answered {
+        // An approval was answered: resume with no prompt, so that the agent asks its hook
+        // again about the deferred tool use (a prompt now would lose it).
+        input = Some(agent_loop::Continuation {
+            prompt: String::new(),
+            session: record.session_id.clone(),
+        });
+        record.resume_answered = false;
+    }
     if record.status == TaskStatus::Parked {
         // Taken up after the runner that parked it died: wait out the rest of the limit.
         match park(store, record, cancel, reason).await {
@@ -263,6 +273,21 @@ async fn run_until_done(
             RunEnd::Ended(_) => return,
             RunEnd::Open { record, outcome } => (record, *outcome),
         };
+        if let Some(pending) = outcome.deferred.clone() {
+            // The agent stopped for approval: the task waits with no slot and no process (this
+            // runner exits); an answer starts a new runner.
+            let mut attempt = attempts::attempt(&open, &outcome, false);
+            attempt.asked = true;
+            attempt.why = format!("asked to approve {}", pending.summary);
+            open.attempts.push(attempt);
+            open.set_live_status(TaskStatus::NeedsApproval);
+            open.progress = Some(format!("needs approval: {}", pending.summary));
+            open.pending_approval = Some(pending);
+            if let Err(e) = store.save(&open) {
+                tracing::warn!("could not record the task's approval request: {e}");
+            }
+            return;
+        }
         let Some(next) = attempts::decide(&open, &outcome, &settings) else {
             open.finish(TaskStatus::Failed, outcome);
             agent_loop::save_final(shared, &open).await;
