@@ -17,6 +17,9 @@ prompt of the conversation:
                              (see claude-limits-defer-channels.md), then answers as usual
   PLEASE-BASH <command>      a Bash tool_use of the rest of the line, then text
                              "BASH-SAID: <tool result>"
+  PLEASE-BASH2 <a> ;; <b>    two Bash tool_uses in one message; a call refused because
+                             another waits for approval is asked again, alone, next turn;
+                             then text "BASH-SAID: <tool results>"
   PLEASE-CCMP                calls mcp__ccmp__start_cc_task_async, then mcp__ccmp__wait_for_tasks
                              with the id it got back, then answers with what the wait said
   PLEASE-EXEC                calls mcp__ccmp__execute_cc_task (a fake agent that takes 2 s), then
@@ -69,6 +72,32 @@ def tool_results(content):
                 if isinstance(c, list):
                     c = "".join(x.get("text", "") for x in c if isinstance(x, dict))
                 out.append(str(c))
+    return out
+
+
+def all_tool_results(body):
+    return [r for m in body.get("messages", []) if m.get("role") == "user" for r in tool_results(m.get("content", ""))]
+
+
+def waiting_commands(body):
+    """Commands of the latest tool results that were refused because another call waits for
+    approval (ccmp's hook says so), found through the tool_use ids of earlier messages."""
+    messages = body.get("messages", [])
+    inputs = {}
+    for m in messages:
+        if m.get("role") == "assistant" and isinstance(m.get("content"), list):
+            for b in m["content"]:
+                if isinstance(b, dict) and b.get("type") == "tool_use":
+                    inputs[b.get("id")] = (b.get("input") or {}).get("command")
+    last = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    out = []
+    for b in last.get("content", []) if isinstance(last.get("content"), list) else []:
+        if isinstance(b, dict) and b.get("type") == "tool_result":
+            c = b.get("content")
+            if isinstance(c, list):
+                c = "".join(x.get("text", "") for x in c if isinstance(x, dict))
+            if "waiting for a person's approval" in str(c) and inputs.get(b.get("tool_use_id")):
+                out.append(inputs[b.get("tool_use_id")])
     return out
 
 
@@ -209,6 +238,15 @@ class Handler(BaseHTTPRequestHandler):
             if step == 0:
                 return [("tool_use", "Write", {"file_path": match.group(1), "content": "written by the mock model\n"})]
             return [("text", "WROTE-FILE. tool said: " + (results[-1] if results else ""))]
+        match = re.search(r"PLEASE-BASH2 (.+)", prompt)
+        if match:
+            commands = [c.strip() for c in match.group(1).split(";;")]
+            if step == 0:
+                return [("tool_use", "Bash", {"command": c, "description": "run it"}) for c in commands]
+            again = waiting_commands(body)
+            if again:
+                return [("tool_use", "Bash", {"command": again[0], "description": "ask again"})]
+            return [("text", "BASH-SAID: " + " | ".join(all_tool_results(body)))]
         match = re.search(r"PLEASE-BASH (.+)", prompt)
         if match:
             if step == 0:

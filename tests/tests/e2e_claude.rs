@@ -489,6 +489,72 @@ async fn a_held_tool_use_waits_for_approval_and_the_answer_reaches_the_model() {
     }
 }
 
+/// Two held Bash calls in one message: one waits, the other is refused for now and asked again
+/// after the answer, so both are asked and both run, and none is lost. With `always`, the
+/// second runs without asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_held_calls_in_one_message_are_both_asked_and_always_skips_the_second() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(4);
+    for always in [false, true] {
+        let dir = scene.sandbox.work();
+        let (a, b) = (
+            dir.join(format!("a-{always}.txt")),
+            dir.join(format!("b-{always}.txt")),
+        );
+        let prompt = format!(
+            "PLEASE-BASH2 echo RAN-A >> {} ;; echo RAN-B >> {}",
+            a.display(),
+            b.display()
+        );
+        let started = ccmp
+            .start(scene.request(&prompt).claude(ccmp_core::ClaudeOptions {
+                ask: vec!["Bash(echo RAN:*)".into()],
+                ..ccmp_core::ClaudeOptions::default()
+            }))
+            .unwrap();
+        let mut asked = Vec::new();
+        let done = loop {
+            let record = poll(Duration::from_secs(60), "the task to ask or end", || {
+                let record = ccmp.status(&started.id).unwrap();
+                let settled =
+                    record.status.is_terminal() || record.status == TaskStatus::NeedsApproval;
+                settled.then_some(record)
+            });
+            if record.status.is_terminal() {
+                break record;
+            }
+            let pending = record.pending_approval.clone().unwrap();
+            asked.push(pending.summary.clone());
+            ccmp.answer_approval(
+                &started.id,
+                ccmp_core::ApprovalAnswer {
+                    allow: true,
+                    reason: None,
+                    always,
+                },
+            )
+            .unwrap();
+            poll(Duration::from_secs(30), "the answer to be taken up", || {
+                (ccmp.status(&started.id).unwrap().status != TaskStatus::NeedsApproval)
+                    .then_some(())
+            });
+        };
+        assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+        assert_eq!(
+            std::fs::read_to_string(&a).unwrap(),
+            "RAN-A\n",
+            "asked {asked:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&b).unwrap(),
+            "RAN-B\n",
+            "asked {asked:?}"
+        );
+        assert_eq!(asked.len(), if always { 1 } else { 2 }, "asked {asked:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_a_slow_reply_leaves_nothing_running() {
     let scene = Scene::new();
