@@ -12,8 +12,10 @@ pub const USAGE: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 /// `wait --timeout` ran out with tasks still running.
 pub const TIMED_OUT: u8 = 4;
-/// The task is still queued or running (`cleanup` without `--force`, `reply`).
+/// The task is still queued or running (`cleanup` without `--force`).
 pub const TASK_ACTIVE: u8 = 5;
+/// A task waited for needs a person's approval (`wait`, `run`): it goes on once answered.
+pub const NEEDS_APPROVAL: u8 = 7;
 /// ccmp itself failed: the state dir, a runner, the agent program.
 pub const FAILURE: u8 = 6;
 /// Ctrl-C stopped the wait (`run`, `start --wait`, `reply --wait`, `wait`); the tasks go on.
@@ -29,6 +31,7 @@ Exit codes:
   4  wait timed out with tasks still running
   5  the task is still running (cleanup without --force)
   6  ccmp failed (state dir, runner, agent program)
+  7  a task waits for your approval (`ccmp inbox`)
   130  Ctrl-C stopped the wait; the task keeps running (`ccmp cancel ID` stops it)";
 
 /// The exit code for an error.

@@ -384,7 +384,18 @@ impl WaitReply {
                 .iter()
                 .filter(|b| b.status == "queued")
                 .count();
+            let asking: Vec<String> = reply
+                .pending
+                .iter()
+                .filter(|b| b.status == "needs_approval")
+                .map(|b| b.short_id.clone())
+                .collect();
             reply.next = match (reply.pending.is_empty(), reply.timed_out) {
+                _ if !asking.is_empty() => format!(
+                    "{} needs a person's approval before it can go on (check_task_status shows pending_approval): tell the user, who answers with `ccmp approve ID` or `ccmp deny ID --reason …`. Then wait_for_tasks(task_ids=[{}]) again.",
+                    asking.join(", "),
+                    ids.join(",")
+                ),
                 (true, _) => "All done. check_task_status shows a full result.".to_owned(),
                 (false, true) if queued == reply.pending.len() => format!(
                     "None of them has started yet: they are queued (progress says why). Call wait_for_tasks(task_ids=[{}]) again to keep waiting.",

@@ -462,6 +462,20 @@ async fn a_held_tool_use_waits_for_approval_and_the_answer_reaches_the_model() {
         assert!(!marker.exists(), "the command ran before it was approved");
         no_claude_left(&waiting);
         assert_eq!(ccmp.inbox().unwrap()[0].id, started.id);
+        // A wait returns at once for a task that needs an answer, in the library and the CLI.
+        let waited = ccmp.wait(&[started.id], WaitMode::All, LONG).await.unwrap();
+        assert!(!waited.timed_out && waited.pending[0].status == TaskStatus::NeedsApproval);
+        let cli = Command::new(workspace_bin("ccmp"))
+            .args(["wait", &started.id.short()])
+            .env("CCMP_STATE_DIR", scene.sandbox.state())
+            .output()
+            .unwrap();
+        assert_eq!(cli.status.code(), Some(7), "{cli:?}");
+        let said = String::from_utf8_lossy(&cli.stderr);
+        assert!(
+            said.contains("needs your approval for Bash: echo RAN"),
+            "{said}"
+        );
         let answer = ccmp_core::ApprovalAnswer {
             allow,
             reason: (!allow).then(|| "REVIEWER-SAYS-NO: use the staging dir".to_owned()),
@@ -553,6 +567,59 @@ async fn two_held_calls_in_one_message_are_both_asked_and_always_skips_the_secon
         );
         assert_eq!(asked.len(), if always { 1 } else { 2 }, "asked {asked:?}");
     }
+}
+
+/// An approval answered while every slot is busy queues the task like any other: it resumes
+/// when a slot frees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_answered_while_slots_are_full_waits_for_a_slot() {
+    let scene = Scene::new();
+    let ccmp = scene.ccmp(1);
+    let marker = scene.sandbox.work().join("ran.txt");
+    let prompt = format!("PLEASE-BASH echo RAN >> {}", marker.display());
+    let asking = ccmp
+        .start(scene.request(&prompt).claude(ccmp_core::ClaudeOptions {
+            ask: vec!["Bash".into()],
+            ..ccmp_core::ClaudeOptions::default()
+        }))
+        .unwrap();
+    poll(Duration::from_secs(60), "the task to ask", || {
+        (ccmp.status(&asking.id).unwrap().status == TaskStatus::NeedsApproval).then_some(())
+    });
+    // It holds no slot while it waits: another task takes the only one.
+    let busy = ccmp
+        .start(scene.request("PLEASE-SLOW take the slot"))
+        .unwrap();
+    poll(Duration::from_secs(60), "the slow task to run", || {
+        (ccmp.status(&busy.id).unwrap().status == TaskStatus::Running).then_some(())
+    });
+    ccmp.answer_approval(
+        &asking.id,
+        ccmp_core::ApprovalAnswer {
+            allow: true,
+            reason: None,
+            always: false,
+        },
+    )
+    .unwrap();
+    let queued = poll(
+        Duration::from_secs(30),
+        "the answered task to queue",
+        || {
+            let record = ccmp.status(&asking.id).unwrap();
+            let says = record
+                .progress
+                .as_deref()
+                .is_some_and(|p| p.contains("in line"));
+            (record.status == TaskStatus::Queued && says).then_some(record)
+        },
+    );
+    assert!(!marker.exists(), "{queued:?}");
+    ccmp.cancel(&busy.id).await.unwrap();
+    let outcome = ccmp.wait(&[asking.id], WaitMode::All, LONG).await.unwrap();
+    let done = &outcome.finished[0];
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,8 @@ pub enum Waited {
     Ended(TaskRecord),
     /// Ctrl-C: the wait stopped, the task goes on.
     Interrupted(TaskRecord),
+    /// The task waits for a person's approval: it goes nowhere until answered.
+    NeedsApproval(TaskRecord),
 }
 
 /// Waits for a task to finish, showing its progress on stderr when stderr is a terminal: a loop
@@ -101,9 +103,26 @@ pub async fn wait_with_progress(ccmp: &Ccmp, record: &TaskRecord) -> anyhow::Res
             );
             last = current;
         }
+        if last.status == ccmp_core::TaskStatus::NeedsApproval {
+            bar.finish_and_clear();
+            return Ok(Waited::NeedsApproval(last));
+        }
     }
     bar.finish_and_clear();
     Ok(Waited::Ended(last))
+}
+
+/// Says on stderr what a task asks approval for and how to answer; exit code 7.
+pub fn report_needs_approval(record: &TaskRecord) -> std::process::ExitCode {
+    let id = record.id.short();
+    let what = record
+        .pending_approval
+        .as_ref()
+        .map_or("a tool use", |p| p.summary.as_str());
+    err!(
+        "{id} needs your approval for {what}: `ccmp approve {id}` or `ccmp deny {id} --reason …`, then `ccmp wait {id}`"
+    );
+    std::process::ExitCode::from(crate::exit_codes::NEEDS_APPROVAL)
 }
 
 /// Says on stderr that Ctrl-C left the task running, and how to stop it; exit code 130, as
@@ -127,6 +146,7 @@ pub async fn wait_and_report(
     let done = match wait_with_progress(ccmp, record).await? {
         Waited::Ended(done) => done,
         Waited::Interrupted(last) => return Ok(report_interrupted(&last)),
+        Waited::NeedsApproval(last) => return Ok(report_needs_approval(&last)),
     };
     let view = ccmp.view(&done);
     let succeeded = done.status.is_success();

@@ -34,6 +34,7 @@ pub async fn run(ccmp: &Ccmp, args: StartArgs) -> anyhow::Result<ExitCode> {
     let done = match wait_with_progress(ccmp, &record).await? {
         Waited::Ended(done) => done,
         Waited::Interrupted(last) => return Ok(report_interrupted(&last)),
+        Waited::NeedsApproval(last) => return Ok(super::common::report_needs_approval(&last)),
     };
     let view = ccmp.view(&done);
     if args.json {

@@ -140,6 +140,13 @@ async fn wait_and_print(
         if mode == WaitMode::Any && !ended.is_empty() {
             break;
         }
+        // A task that needs approval goes nowhere until someone answers: stop and say so.
+        if latest
+            .values()
+            .any(|r| r.status == ccmp_core::TaskStatus::NeedsApproval)
+        {
+            break;
+        }
         let running: Vec<String> = ids
             .iter()
             .filter(|id| !ended.contains(id))
@@ -174,6 +181,23 @@ async fn wait_and_print(
             pending.len()
         );
         return Ok(ExitCode::from(exit_codes::INTERRUPTED));
+    }
+    let asking: Vec<&&TaskRecord> = pending
+        .iter()
+        .filter(|r| r.status == ccmp_core::TaskStatus::NeedsApproval)
+        .collect();
+    for record in &asking {
+        let id = record.id.short();
+        let what = record
+            .pending_approval
+            .as_ref()
+            .map_or("a tool use", |p| p.summary.as_str());
+        err!(
+            "{id} needs your approval for {what}: `ccmp approve {id}` or `ccmp deny {id} --reason …`"
+        );
+    }
+    if !asking.is_empty() {
+        return Ok(ExitCode::from(exit_codes::NEEDS_APPROVAL));
     }
     if timed_out && !pending.is_empty() {
         let queued = pending

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::ccmp::Ccmp;
 use crate::error::Error;
 use crate::id::TaskId;
-use crate::task::TaskRecord;
+use crate::task::{TaskRecord, TaskStatus};
 
 /// The longest single wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -64,7 +64,8 @@ impl WaitOutcome {
 
 impl Ccmp {
     /// Waits until any or all of `ids` have finished, or `timeout` passes (at most
-    /// [`MAX_WAIT`]). A timeout of zero looks once.
+    /// [`MAX_WAIT`]). A timeout of zero looks once. It also returns as soon as one of them
+    /// needs a person's approval: it cannot go on until someone answers.
     pub async fn wait(
         &self,
         ids: &[TaskId],
@@ -94,7 +95,7 @@ impl Ccmp {
                 WaitMode::Any => latest.iter().any(|r| r.status.is_terminal()),
                 WaitMode::All => latest.iter().all(|r| r.status.is_terminal()),
             };
-            if done {
+            if done || latest.iter().any(|r| r.status == TaskStatus::NeedsApproval) {
                 break;
             }
         }
@@ -106,7 +107,9 @@ impl Ccmp {
         let done = match mode {
             WaitMode::Any => !finished.is_empty(),
             WaitMode::All => pending.is_empty(),
-        };
+        } || pending
+            .iter()
+            .any(|r| r.status == TaskStatus::NeedsApproval);
         Ok(WaitOutcome {
             finished,
             pending,
