@@ -146,7 +146,10 @@ pub(crate) fn settle(
         if let Some(entry) = day.get_mut(task) {
             // An agent that reports no cost leaves its reservation standing.
             entry.spent_usd = Some(spent.unwrap_or(entry.reserved_usd));
-            return write_day(layout, date, &day);
+            write_day(layout, date, &day)?;
+            // Spend below the reservation frees budget: waiters held by it look again now.
+            crate::supervisor::poke_queue(layout);
+            return Ok(());
         }
     }
     Ok(())

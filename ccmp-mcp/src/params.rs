@@ -20,26 +20,26 @@ pub struct TaskParams {
     pub model: Option<String>,
     /// Default true.
     pub skip_permissions: Option<bool>,
-    /// Seconds before it is stopped.
+    /// Seconds.
     pub timeout: Option<f64>,
     /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
     pub permission_mode: Option<String>,
-    /// e.g. "Bash(git:*)"
     pub allowed_tools: Option<Vec<String>>,
     /// Most turns.
     pub max_turns: Option<i64>,
     /// USD limit.
     pub max_budget_usd: Option<f64>,
-    /// Added to the system prompt.
     pub append_system_prompt: Option<String>,
-    /// "worktree": own git worktree.
+    /// "worktree"
     pub isolation: Option<String>,
-    /// Queue group. Default "default".
+    /// Queue group.
     pub group: Option<String>,
-    /// Ids of tasks that must succeed first.
+    /// Task ids to succeed first.
     pub after: Option<Vec<String>>,
-    /// Reruns (0-10) if the API is overloaded.
+    /// 0-10, on API overload.
     pub retries: Option<u32>,
+    /// Approve first, e.g. "Bash(git push:*)".
+    pub ask: Option<Vec<String>>,
 }
 
 impl TaskParams {
@@ -73,6 +73,7 @@ impl TaskParams {
             max_turns: self.max_turns,
             max_budget_usd: self.max_budget_usd,
             append_system_prompt: self.append_system_prompt,
+            ask: self.ask.unwrap_or_default(),
             ..ccmp_core::ClaudeOptions::default()
         }))
     }
@@ -134,7 +135,7 @@ impl JsonSchema for ExecuteParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskIdParams {
-    /// Task id or a unique prefix of 4+ characters.
+    /// Task id or 4+ char prefix.
     pub task_id: String,
 }
 
@@ -142,7 +143,7 @@ pub struct TaskIdParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Include finished tasks. Default false.
+    /// Default false.
     pub include_finished: Option<bool>,
     /// Only this state: queued, running, succeeded, failed, timed_out, cancelled, lost or skipped.
     pub status: Option<String>,
@@ -156,11 +157,10 @@ pub struct ListParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CleanupParams {
-    /// The task to remove.
     pub task_id: Option<String>,
     /// Cancel it first if running.
     pub force: Option<bool>,
-    /// Remove every finished task.
+    /// Every finished task.
     pub finished: Option<bool>,
     /// Only finished tasks older than this, e.g. "7d".
     pub older_than: Option<String>,
@@ -172,11 +172,10 @@ pub struct CleanupParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitParams {
-    /// Tasks to wait for.
     pub task_ids: Vec<String>,
-    /// "all" (default) or "any": return when the first one finishes.
+    /// "all" (default) or "any" (first to finish).
     pub mode: Option<String>,
-    /// Most seconds to wait. Default 50, max 600.
+    /// Default 50, max 600.
     pub timeout_s: Option<f64>,
 }
 
@@ -190,10 +189,22 @@ pub struct OutputParams {
     pub stream: Option<String>,
     /// next_offset of the previous page.
     pub offset: Option<u64>,
-    /// Bytes of text. Default and max 6000.
+    /// Bytes. Default and max 6000.
     pub limit: Option<u64>,
     /// The last N lines instead.
     pub tail: Option<u32>,
+}
+
+/// `answer_approval` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerParams {
+    pub task_id: String,
+    pub approve: bool,
+    /// Why not.
+    pub reason: Option<String>,
+    /// Also allow its rule for the rest of the task.
+    pub always: Option<bool>,
 }
 
 /// `continue_task` parameters.

@@ -197,7 +197,7 @@ pub fn next_step(view: &TaskView, truncated: bool, outlook: Option<&StartOutlook
             "{queued} Wait with wait_for_tasks(task_ids=[\"{id}\"]) instead of polling; cancel_task stops it."
         ),
         TaskStatus::NeedsApproval => format!(
-            "Needs approval: the agent wants to use a tool its approval policy holds back (see pending_approval). A person answers with `ccmp approve {id}` or `ccmp deny {id} --reason …`; it then resumes."
+            "Needs approval: the agent wants to use a tool its approval policy holds back (see pending_approval). Ask the user, then answer_approval(task_id=\"{id}\", approve=true|false, reason=…); it then resumes."
         ),
         TaskStatus::Parked => format!(
             "Parked on a usage limit: it resumes its session by itself when the limit resets (see progress). wait_for_tasks(task_ids=[\"{id}\"]) waits through it; cancel_task stops it."
@@ -392,7 +392,7 @@ impl WaitReply {
                 .collect();
             reply.next = match (reply.pending.is_empty(), reply.timed_out) {
                 _ if !asking.is_empty() => format!(
-                    "{} needs a person's approval before it can go on (check_task_status shows pending_approval): tell the user, who answers with `ccmp approve ID` or `ccmp deny ID --reason …`. Then wait_for_tasks(task_ids=[{}]) again.",
+                    "{} needs the user's approval before it can go on (check_task_status shows pending_approval): ask them, answer with answer_approval, then wait_for_tasks(task_ids=[{}]) again.",
                     asking.join(", "),
                     ids.join(",")
                 ),

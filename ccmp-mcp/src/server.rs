@@ -19,8 +19,8 @@ use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 use tokio_util::sync::CancellationToken;
 
 use crate::params::{
-    CleanupParams, ContinueParams, ExecuteParams, ListParams, OutputParams, TaskIdParams,
-    TaskParams, WaitParams,
+    AnswerParams, CleanupParams, ContinueParams, ExecuteParams, ListParams, OutputParams,
+    TaskIdParams, TaskParams, WaitParams,
 };
 use crate::reply::{CleanupReply, ListReply, OutputReply, TaskReply, WaitReply};
 
@@ -256,7 +256,7 @@ impl Server {
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
 
-    /// A task's status, result or error, and what to do next.
+    /// A task's status, result or error, and next step.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     async fn check_task_status(
         &self,
@@ -301,8 +301,7 @@ impl Server {
         Ok(Json(ListReply::new(&self.ccmp, &list)))
     }
 
-    /// Remove one task and its logs, every finished task, or finished ones older than
-    /// older_than.
+    /// Remove tasks and their logs.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = true,
@@ -400,7 +399,7 @@ impl Server {
         }))
     }
 
-    /// Read a task's output in pages (offset, limit) or its last lines (tail).
+    /// Read a task's output by pages (offset, limit) or last lines (tail).
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     async fn get_task_output(
         &self,
@@ -430,8 +429,7 @@ impl Server {
         Ok(Json(OutputReply::new(id.short(), source, chunk)))
     }
 
-    /// Follow up on a task: a new task resumes its session in the same directory, after any
-    /// turn still queued or running. Returns at once.
+    /// Follow up on a task in its session (after any turn still running). Returns at once.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -445,6 +443,28 @@ impl Server {
         let prompt = params.prompt;
         let record = self
             .blocking(move |ccmp| ccmp.follow_up(&id, prompt))
+            .await?;
+        Ok(Json(TaskReply::new(&self.ccmp, &record)))
+    }
+
+    /// Run or refuse the pending tool use of a task in needs_approval.
+    #[tool(annotations(
+        read_only_hint = false,
+        destructive_hint = false,
+        open_world_hint = true
+    ))]
+    async fn answer_approval(
+        &self,
+        Parameters(params): Parameters<AnswerParams>,
+    ) -> Result<Json<TaskReply>, String> {
+        let id = self.resolve(&params.task_id).await?;
+        let answer = ccmp_core::ApprovalAnswer {
+            allow: params.approve,
+            reason: params.reason,
+            always: params.always.unwrap_or(false),
+        };
+        let record = self
+            .blocking(move |ccmp| ccmp.answer_approval(&id, answer))
             .await?;
         Ok(Json(TaskReply::new(&self.ccmp, &record)))
     }
@@ -466,8 +486,10 @@ impl ServerHandler for Server {
              working, then wait_for_tasks(task_ids) to collect the results; do not poll \
              check_task_status. execute_cc_task runs one task and waits for it. \
              get_task_output reads a transcript or a long result; continue_task follows up in \
-             the same session; cancel_task stops one; cleanup_task removes finished ones. Tasks \
-             outlive this session; an id may be shortened to 4+ hex digits.",
+             the same session; cancel_task stops one; cleanup_task removes finished ones. A task \
+             in needs_approval waits for the user: show them its pending_approval, then \
+             answer_approval. Tasks outlive this session; an id may be shortened to 4+ hex \
+             digits.",
         )
     }
 

@@ -37,8 +37,12 @@ pub fn task_of(ccmp: &Ccmp, record: &TaskRecord) -> Task {
         .finished_at
         .or(record.started_at)
         .unwrap_or(record.created_at);
+    // Parked and waiting-for-approval tasks are live: never `completed` until they end.
     let status = match record.status {
-        TaskStatus::Queued | TaskStatus::Running => McpTaskStatus::Working,
+        TaskStatus::Queued
+        | TaskStatus::Running
+        | TaskStatus::Parked
+        | TaskStatus::NeedsApproval => McpTaskStatus::Working,
         TaskStatus::Cancelled => McpTaskStatus::Cancelled,
         _ => McpTaskStatus::Completed,
     };
@@ -51,10 +55,17 @@ pub fn task_of(ccmp: &Ccmp, record: &TaskRecord) -> Task {
     .with_poll_interval_ms(POLL_INTERVAL_MS);
     let message = match record.status {
         TaskStatus::Queued => Some("queued: waiting for a free slot".to_owned()),
-        TaskStatus::Running => record
+        TaskStatus::Running | TaskStatus::Parked => record
             .progress
             .clone()
-            .or_else(|| Some("running".to_owned())),
+            .or_else(|| Some(record.status.to_string())),
+        TaskStatus::NeedsApproval => Some(format!(
+            "needs approval: {}; answer with answer_approval",
+            record
+                .pending_approval
+                .as_ref()
+                .map_or("a tool use", |p| p.summary.as_str())
+        )),
         _ => ccmp.view(record).error,
     };
     if let Some(message) = message {
@@ -67,7 +78,10 @@ pub fn task_of(ccmp: &Ccmp, record: &TaskRecord) -> Task {
 pub fn detailed(ccmp: &Ccmp, record: &TaskRecord) -> DetailedTask {
     let task = task_of(ccmp, record);
     let payload = match record.status {
-        TaskStatus::Queued | TaskStatus::Running => TaskPayload::Working,
+        TaskStatus::Queued
+        | TaskStatus::Running
+        | TaskStatus::Parked
+        | TaskStatus::NeedsApproval => TaskPayload::Working,
         TaskStatus::Cancelled => TaskPayload::Cancelled,
         status => {
             let result = structured(&TaskReply::new(ccmp, record), !status.is_success());

@@ -69,7 +69,19 @@ fn a_group_budget_holds_under_three_frontends_and_says_why_tasks_wait() {
         let held = first["progress"]
             .as_str()
             .is_some_and(|p| p.starts_with("budget of $0.05 for group paid spent"));
-        (none_running && held).then_some(tasks)
+        // Every task that ran has settled what it spent (no reservation left outstanding).
+        let report: Value =
+            serde_json::from_slice(&ccmp(&sandbox, &["budget", "--json"]).stdout).unwrap();
+        let reserved: f64 = report["days"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d["reserved_usd"].as_f64().unwrap_or(0.0))
+            .sum();
+        // And what is spent leaves no room for one more reservation.
+        let counted = report["budgets"][0]["counted_usd"].as_f64().unwrap_or(0.0);
+        let full = counted + 0.02 > 0.05;
+        (none_running && held && reserved == 0.0 && full).then_some(tasks)
     });
     let report: Value =
         serde_json::from_slice(&ccmp(&sandbox, &["budget", "--json"]).stdout).unwrap();

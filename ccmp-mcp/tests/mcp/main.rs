@@ -17,7 +17,8 @@ use client::{Era, LONG, Mcp, server_command};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
-const TOOLS: [&str; 9] = [
+const TOOLS: [&str; 10] = [
+    "answer_approval",
     "execute_cc_task",
     "start_cc_task_async",
     "check_task_status",

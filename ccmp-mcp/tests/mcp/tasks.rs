@@ -133,3 +133,28 @@ fn without_the_extension_the_call_returns_the_plain_result() {
     );
     assert!(response["error"]["code"].is_i64(), "{response}");
 }
+
+/// A task parked on a usage limit is live: `tasks/get` says working, with why, never
+/// completed (before, every state besides queued, running and cancelled read as completed).
+#[test]
+fn a_parked_task_is_working_not_completed() {
+    let sandbox = Sandbox::new();
+    let mut cmd = server_command(&sandbox);
+    cmd.env("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-dummy");
+    let mut mcp = Mcp::spawn_with_caps(
+        cmd,
+        Era::Modern,
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}),
+    );
+    let task = create(&mut mcp, "FAKE_USAGE_LIMIT=60 refactor");
+    let id = task["taskId"].clone();
+    let parked = poll(LONG, "the task to park", || {
+        let task = get(&mut mcp, &id);
+        task["statusMessage"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("usage limit (5-hour) reached"))
+            .then_some(task)
+    });
+    assert_eq!(parked["status"], "working", "{parked}");
+    mcp.request("tasks/cancel", json!({"taskId": id}));
+}
