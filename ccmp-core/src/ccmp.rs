@@ -146,8 +146,15 @@ impl Ccmp {
         follows: Option<&TaskRecord>,
     ) -> Result<TaskRecord, Error> {
         let program = self.config.program_for(request.agent.kind()).clone();
-        let spec = request.validate(&program)?;
+        let mut spec = request.validate(&program)?;
         self.check_group(&spec.group)?;
+        // A task that says nothing of approvals gets the machine-wide rules, as they are now.
+        if let crate::agent::AgentOptions::Claude(claude) = &mut spec.agent
+            && claude.ask.is_empty()
+            && !claude.ask_all
+        {
+            claude.ask = self.max_parallel()?.ask;
+        }
         for dependency in &spec.after {
             match self.store.load(dependency) {
                 Ok(_) => {}

@@ -77,6 +77,9 @@ pub struct Settings {
     /// What a task without its own `max_budget_usd` reserves against a budget when it starts.
     #[serde(default = "default_reservation")]
     pub budget_reservation_usd: f64,
+    /// The approval rules a task started without its own gets (see [`crate::approval`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ask: Vec<String>,
 }
 
 fn default_reservation() -> f64 {
@@ -157,6 +160,7 @@ impl Settings {
             retry_backoff_secs: DEFAULT_RETRY_BACKOFF_SECS,
             budget: None,
             budget_reservation_usd: DEFAULT_RESERVATION_USD,
+            ask: Vec::new(),
         }
     }
 

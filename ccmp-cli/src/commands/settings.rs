@@ -9,7 +9,8 @@ use super::common::print_json;
 use crate::exit_codes::UsageError;
 
 /// Show the machine-wide settings, or set some: park_on_usage_limit=true|false, retries=N,
-/// retry_backoff=30s.
+/// retry_backoff=30s, budget_reservation=1.00, ask=RULE,RULE (approval rules for tasks started
+/// without their own; none clears them).
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
     /// Settings to change, as KEY=VALUE.
@@ -40,6 +41,18 @@ pub fn run(ccmp: &Ccmp, args: SettingsArgs) -> anyhow::Result<ExitCode> {
     out!("park_on_usage_limit  {}", settings.park_on_usage_limit);
     out!("retries              {}", settings.retries);
     out!("retry_backoff        {}s", settings.retry_backoff_secs);
+    out!(
+        "budget_reservation   ${:.2}",
+        settings.budget_reservation_usd
+    );
+    out!(
+        "ask                  {}",
+        if settings.ask.is_empty() {
+            "none".to_owned()
+        } else {
+            settings.ask.join(",")
+        }
+    );
     out!(
         "groups               {}",
         settings.groups.len() + usize::from(!settings.groups.keys().any(|g| g.is_default()))

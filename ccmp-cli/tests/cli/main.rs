@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `ccmp` binary, with the fake agent and a temporary state dir.
 
+mod approvals;
 mod commands;
 mod cross;
 mod dependencies;

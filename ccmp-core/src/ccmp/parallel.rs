@@ -79,11 +79,12 @@ pub(super) fn check_limit(limit: usize) -> Result<(), Error> {
 
 /// The settings a person may set by name (`ccmp settings KEY=VALUE`), besides the limit, the
 /// pause and the groups, which have their own commands.
-pub const SETTABLE: [&str; 4] = [
+pub const SETTABLE: [&str; 5] = [
     "park_on_usage_limit",
     "retries",
     "retry_backoff",
     "budget_reservation",
+    "ask",
 ];
 
 impl Ccmp {
@@ -118,6 +119,22 @@ impl Ccmp {
                     .ok_or_else(|| bad("a duration up to 1h, such as 30s or 2m"))?;
                 self.change_settings(|s| s.retry_backoff_secs = secs)
             }
+            "ask" => {
+                let rules = if value == "none" {
+                    Vec::new()
+                } else {
+                    split_rules(value)
+                };
+                for rule in &rules {
+                    rule.parse::<crate::approval::policy::AskRule>()?;
+                }
+                if rules.is_empty() && value != "none" {
+                    return Err(bad(
+                        "rules separated by commas, such as Bash(git push:*),Write, or none",
+                    ));
+                }
+                self.change_settings(|s| s.ask = rules)
+            }
             "budget_reservation" => {
                 let usd = value
                     .trim_start_matches('$')
@@ -133,4 +150,28 @@ impl Ccmp {
             ))),
         }
     }
+}
+
+/// Rules separated by commas, where a comma inside a rule's parentheses is part of the rule.
+fn split_rules(text: &str) -> Vec<String> {
+    let mut rules = Vec::new();
+    let (mut depth, mut current) = (0usize, String::new());
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                rules.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    rules.push(current);
+    rules
+        .into_iter()
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect()
 }
