@@ -112,15 +112,24 @@ pub async fn wait_with_progress(ccmp: &Ccmp, record: &TaskRecord) -> anyhow::Res
     Ok(Waited::Ended(last))
 }
 
-/// Says on stderr what a task asks approval for and how to answer; exit code 7.
-pub fn report_needs_approval(record: &TaskRecord) -> std::process::ExitCode {
+/// What a task asks approval for and how to answer, in a line.
+pub fn needs_approval_line(record: &TaskRecord) -> String {
     let id = record.id.short();
     let what = record
         .pending_approval
         .as_ref()
         .map_or("a tool use", |p| p.summary.as_str());
+    format!(
+        "{id} needs your approval for {what}: `ccmp approve {id}` or `ccmp deny {id} --reason …`"
+    )
+}
+
+/// Says on stderr what a task asks approval for and how to answer; exit code 7.
+pub fn report_needs_approval(record: &TaskRecord) -> std::process::ExitCode {
     err!(
-        "{id} needs your approval for {what}: `ccmp approve {id}` or `ccmp deny {id} --reason …`, then `ccmp wait {id}`"
+        "{}, then `ccmp wait {}`",
+        needs_approval_line(record),
+        record.id.short()
     );
     std::process::ExitCode::from(crate::exit_codes::NEEDS_APPROVAL)
 }

@@ -187,14 +187,7 @@ async fn wait_and_print(
         .filter(|r| r.status == ccmp_core::TaskStatus::NeedsApproval)
         .collect();
     for record in &asking {
-        let id = record.id.short();
-        let what = record
-            .pending_approval
-            .as_ref()
-            .map_or("a tool use", |p| p.summary.as_str());
-        err!(
-            "{id} needs your approval for {what}: `ccmp approve {id}` or `ccmp deny {id} --reason …`"
-        );
+        err!("{}", super::common::needs_approval_line(record));
     }
     if !asking.is_empty() {
         return Ok(ExitCode::from(exit_codes::NEEDS_APPROVAL));

@@ -3,23 +3,8 @@
 
 use ccmp_tests::Sandbox;
 use predicates::prelude::*;
-use serde_json::Value;
 
-use crate::{ccmp, status_json};
-
-fn record(sandbox: &Sandbox, id: &str) -> Value {
-    let full = status_json(sandbox, id)["id"]
-        .as_str()
-        .unwrap()
-        .replace('-', "");
-    let path = sandbox
-        .state()
-        .join("tasks")
-        .join(&full[..2])
-        .join(&full)
-        .join("record.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use crate::ccmp;
 
 #[test]
 fn tasks_without_their_own_rules_take_the_machine_wide_ones() {
@@ -45,11 +30,13 @@ fn tasks_without_their_own_rules_take_the_machine_wide_ones() {
     .trim()
     .to_owned();
     assert_eq!(
-        record(&sandbox, &default)["spec"]["agent"]["claude"]["ask"],
+        crate::stored_record(&sandbox, &crate::full_id(&sandbox, &default))["spec"]["agent"]["claude"]
+            ["ask"],
         serde_json::json!(["Bash(git push:*)", "Write"])
     );
     assert_eq!(
-        record(&sandbox, &own)["spec"]["agent"]["claude"]["ask"],
+        crate::stored_record(&sandbox, &crate::full_id(&sandbox, &own))["spec"]["agent"]["claude"]
+            ["ask"],
         serde_json::json!(["Edit"])
     );
     ccmp(&sandbox)
@@ -57,7 +44,11 @@ fn tasks_without_their_own_rules_take_the_machine_wide_ones() {
         .assert()
         .success();
     let none = crate::start(&sandbox, "FAKE_SLEEP=0 z");
-    assert!(record(&sandbox, &none)["spec"]["agent"]["claude"]["ask"].is_null());
+    assert!(
+        crate::stored_record(&sandbox, &crate::full_id(&sandbox, &none))["spec"]["agent"]["claude"]
+            ["ask"]
+            .is_null()
+    );
 }
 
 #[test]

@@ -163,25 +163,8 @@ fn api_failures_are_retried_when_asked_and_every_run_is_recorded() {
 fn a_parked_task_whose_runner_was_killed_is_taken_up_by_the_next_command() {
     let sandbox = Sandbox::new();
     let parked = start(&sandbox, &["-e", OAUTH, "-e", "FAKE_USAGE_LIMIT=3", "work"]);
-    let view = until(&sandbox, &parked, "parked");
-    let full = view["id"].as_str().unwrap().replace('-', "");
-    let record_path = sandbox
-        .state()
-        .join("tasks")
-        .join(&full[..2])
-        .join(&full)
-        .join("record.json");
-    let record: Value = serde_json::from_slice(&std::fs::read(record_path).unwrap()).unwrap();
-    let pid = record["runner"]["pid"].as_i64().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    poll(Duration::from_secs(10), "the runner to die", || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        (stat.is_empty() || stat.contains(") Z ")).then_some(())
-    });
+    until(&sandbox, &parked, "parked");
+    crate::kill_runner(&sandbox, &crate::full_id(&sandbox, &parked));
     // Any command takes it up: it is parked still, not lost, and resumes at the reset.
     let view = status_json(&sandbox, &parked);
     assert_eq!(view["status"], "parked", "{view}");

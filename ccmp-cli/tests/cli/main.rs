@@ -88,3 +88,56 @@ pub fn until_progress(sandbox: &Sandbox, id: &str, text: &str) -> Value {
         },
     )
 }
+
+/// A task's full id (without dashes, as its directory is named), by its short id.
+pub fn full_id(sandbox: &Sandbox, id: &str) -> String {
+    status_json(sandbox, id)["id"]
+        .as_str()
+        .unwrap()
+        .replace('-', "")
+}
+
+/// The record file of a task, by its full id (no status is asked, so nothing is refreshed).
+pub fn record_path(sandbox: &Sandbox, full: &str) -> std::path::PathBuf {
+    sandbox
+        .state()
+        .join("tasks")
+        .join(&full[..2])
+        .join(full)
+        .join("record.json")
+}
+
+/// The task's record as stored, by its full id.
+pub fn stored_record(sandbox: &Sandbox, full: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(record_path(sandbox, full)).unwrap()).unwrap()
+}
+
+/// Kills the runner of the task (by full id) with SIGKILL and waits until it is gone.
+pub fn kill_runner(sandbox: &Sandbox, full: &str) {
+    let pid = stored_record(sandbox, full)["runner"]["pid"]
+        .as_i64()
+        .unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    poll(Duration::from_secs(10), "the runner to die", || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        (stat.is_empty() || stat.contains(") Z ")).then_some(())
+    });
+}
+
+/// Rewrites the record of the task (by full id) as if the machine had booted since its runner
+/// started.
+pub fn pretend_rebooted(sandbox: &Sandbox, full: &str) {
+    let mut record = stored_record(sandbox, full);
+    for who in ["runner", "creator"] {
+        record[who]["boot_id"] = "an-earlier-boot".into();
+    }
+    std::fs::write(
+        record_path(sandbox, full),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+}

@@ -6,19 +6,8 @@
 use std::time::Duration;
 
 use ccmp_tests::{Sandbox, poll};
-use serde_json::Value;
 
-use crate::{ccmp, status_json, until_state};
-
-/// The record file of a task, by its full id.
-fn record_path(sandbox: &Sandbox, full_id: &str) -> std::path::PathBuf {
-    sandbox
-        .state()
-        .join("tasks")
-        .join(&full_id[..2])
-        .join(full_id)
-        .join("record.json")
-}
+use crate::{ccmp, full_id, kill_runner, pretend_rebooted, status_json, until_state};
 
 #[test]
 fn after_a_reboot_waiting_tasks_are_lost_with_the_reason_and_new_tasks_run() {
@@ -38,27 +27,11 @@ fn after_a_reboot_waiting_tasks_are_lost_with_the_reason_and_new_tasks_run() {
     crate::until_progress(&sandbox, &behind, "waiting for");
     // The machine goes down: the runners die, and the machine comes back with a new boot id.
     // (The waiting one first, so that it does not see the first one die and act on it.)
-    for id in [&behind, &in_line] {
-        let full = status_json(&sandbox, id)["id"]
-            .as_str()
-            .unwrap()
-            .replace('-', "");
-        let path = record_path(&sandbox, &full);
-        let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let pid = record["runner"]["pid"].as_i64().unwrap() as i32;
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        poll(Duration::from_secs(10), "the runner to die", || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            (stat.is_empty() || stat.contains(") Z ")).then_some(())
-        });
-        for who in ["runner", "creator"] {
-            record[who]["boot_id"] = "an-earlier-boot".into();
-        }
-        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    // (Ids are read first: a status would notice a dead runner before the reboot is faked.)
+    let ids = [full_id(&sandbox, &behind), full_id(&sandbox, &in_line)];
+    for id in &ids {
+        kill_runner(&sandbox, id);
+        pretend_rebooted(&sandbox, id);
     }
     for id in [&in_line, &behind] {
         let view = until_state(&sandbox, id, "lost");
@@ -94,26 +67,9 @@ fn a_task_parked_on_a_usage_limit_survives_a_reboot_and_resumes() {
     poll(Duration::from_secs(30), "the task to park", || {
         (status_json(&sandbox, &id)["status"] == "parked").then_some(())
     });
-    let full = status_json(&sandbox, &id)["id"]
-        .as_str()
-        .unwrap()
-        .replace('-', "");
-    let path = record_path(&sandbox, &full);
-    let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let pid = record["runner"]["pid"].as_i64().unwrap() as i32;
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    poll(Duration::from_secs(10), "the runner to die", || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        (stat.is_empty() || stat.contains(") Z ")).then_some(())
-    });
-    for who in ["runner", "creator"] {
-        record[who]["boot_id"] = "an-earlier-boot".into();
-    }
-    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let full = full_id(&sandbox, &id);
+    kill_runner(&sandbox, &full);
+    pretend_rebooted(&sandbox, &full);
     // The next command takes it up: still parked, then done after the reset.
     assert_eq!(status_json(&sandbox, &id)["status"], "parked");
     poll(
