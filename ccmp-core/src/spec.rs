@@ -259,6 +259,20 @@ impl TaskSpec {
         self.agent.kind()
     }
 
+    /// What the task asks a person about before a tool use runs (nothing, for agents without
+    /// approvals).
+    pub fn ask_policy(&self) -> crate::approval::policy::AskPolicy {
+        self.agent
+            .claude()
+            .map(|c| c.ask_policy())
+            .unwrap_or_default()
+    }
+
+    /// What the task may spend, if it says (its `max_budget_usd`).
+    pub fn max_budget_usd(&self) -> Option<f64> {
+        self.agent.claude().and_then(|c| c.max_budget_usd)
+    }
+
     /// A request that reproduces this spec, for follow-ups that change only some fields.
     pub fn to_request(&self) -> TaskRequest {
         TaskRequest {

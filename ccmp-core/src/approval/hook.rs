@@ -81,12 +81,7 @@ fn decide(state_dir: &std::path::Path, input: &str) -> Result<HookAnswer, String
         .map_err(|e| format!("{TASK_ENV}: {e}"))?;
     let store = FsStore::open(state_dir).map_err(|e| e.to_string())?;
     let record = store.load(&id).map_err(|e| e.to_string())?;
-    let policy = record
-        .spec
-        .agent
-        .claude()
-        .map(|c| c.ask_policy())
-        .unwrap_or_default();
+    let policy = record.spec.ask_policy();
     let mut locked = Locked::open(store.layout(), &id).map_err(|e| e.to_string())?;
     answer_for(&mut locked, &policy, tool, tool_input, use_id, |l| {
         l.save().map_err(|e| e.to_string())

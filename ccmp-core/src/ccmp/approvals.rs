@@ -1,7 +1,6 @@
 //! The inbox: tool uses waiting for a person's answer, across tasks, and the answers.
 
 use crate::approval::answers::{Decision, Locked};
-use crate::approval::policy::AskRule;
 use crate::ccmp::{Ccmp, ListQuery};
 use crate::error::Error;
 use crate::id::TaskId;
@@ -83,20 +82,12 @@ impl Ccmp {
             },
         );
         if answer.allow && answer.always {
-            let policy = record
-                .spec
-                .agent
-                .claude()
-                .map(|c| c.ask_policy())
-                .unwrap_or_default();
-            if let Some(rule) = policy.holding(&pending.tool, &pending.input) {
-                locked.answers.always.push(rule.to_string());
-            } else {
-                locked
-                    .answers
-                    .always
-                    .push(AskRule::to_string(&pending.tool.parse::<AskRule>()?));
-            }
+            let policy = record.spec.ask_policy();
+            // The rule that held this use back; failing that (the policy changed), the tool.
+            let rule = policy
+                .holding(&pending.tool, &pending.input)
+                .map_or_else(|| pending.tool.clone(), |rule| rule.to_string());
+            locked.answers.always.push(rule);
         }
         locked.answers.pending = None;
         locked

@@ -140,11 +140,7 @@ pub(crate) async fn run_attempt(
         spec.resume_session = input.session.clone();
     }
     let mut invocation = agent::invocation(&spec);
-    let policy = spec
-        .agent
-        .claude()
-        .map(|c| c.ask_policy())
-        .unwrap_or_default();
+    let policy = spec.ask_policy();
     if !policy.is_empty() {
         match (&ctx.trampoline, &ctx.state_dir) {
             (Some(program), Some(state_dir)) => {

@@ -282,7 +282,7 @@ impl Queue {
             layout,
             dir,
             entry,
-            own_reservation: record.spec.agent.claude().and_then(|c| c.max_budget_usd),
+            own_reservation: record.spec.max_budget_usd(),
             _entry_lock: entry_lock,
         })
     }
@@ -542,9 +542,7 @@ pub(crate) fn budget_block(layout: &StateLayout, record: &TaskRecord) -> Option<
     }
     let amount = record
         .spec
-        .agent
-        .claude()
-        .and_then(|c| c.max_budget_usd)
+        .max_budget_usd()
         .unwrap_or_else(|| limits.default_reservation());
     limits.over_budget(&ledger, &record.spec.group, amount)
 }

@@ -7,18 +7,11 @@ use std::time::Duration;
 use ccmp_tests::{Sandbox, poll, workspace_bin};
 use serde_json::{Value, json};
 
-use crate::client::{Era, Mcp};
+use crate::client::{Era, Mcp, ccmp_cli};
 
+/// `ccmp` in the sandbox, which must succeed.
 fn ccmp(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
-    let output = Command::new(workspace_bin("ccmp"))
-        .args(args)
-        .env("CCMP_STATE_DIR", sandbox.state())
-        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
-        .env("IS_SANDBOX", "1")
-        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
-        .current_dir(sandbox.work())
-        .output()
-        .unwrap();
+    let output = ccmp_cli(sandbox, args);
     assert!(output.status.success(), "ccmp {args:?}: {output:?}");
     output
 }

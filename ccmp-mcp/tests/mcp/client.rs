@@ -247,3 +247,16 @@ impl Drop for Mcp {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `ccmp` CLI in the sandbox with the environment tasks need; returns its output.
+pub fn ccmp_cli(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    Command::new(workspace_bin("ccmp"))
+        .args(args)
+        .env("CCMP_STATE_DIR", sandbox.state())
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .current_dir(sandbox.work())
+        .output()
+        .unwrap()
+}

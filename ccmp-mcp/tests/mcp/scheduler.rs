@@ -7,7 +7,7 @@ use std::time::Duration;
 use ccmp_tests::{Sandbox, peak_concurrency, poll, workspace_bin};
 use serde_json::{Value, json};
 
-use crate::client::{Era, Mcp, server_command, start_from_test_host};
+use crate::client::{Era, Mcp, ccmp_cli, server_command, start_from_test_host};
 
 /// `ccmp` in the sandbox, with `CCMP_MAX_PARALLEL` as given.
 fn cli(sandbox: &Sandbox, env_limit: &str, args: &[&str]) -> String {
@@ -158,22 +158,9 @@ fn pause_holds_new_tasks_back_and_resume_lets_them_start() {
     assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
 }
 
-/// Runs `ccmp` in the sandbox with the environment tasks need; returns its output.
-fn ccmp_output(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
-    Command::new(workspace_bin("ccmp"))
-        .args(args)
-        .env("CCMP_STATE_DIR", sandbox.state())
-        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
-        .env("IS_SANDBOX", "1")
-        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
-        .current_dir(sandbox.work())
-        .output()
-        .unwrap()
-}
-
 /// Every task, as `ccmp list --all --json` gives them.
 fn all_tasks(sandbox: &Sandbox) -> Vec<Value> {
-    let output = ccmp_output(sandbox, &["list", "--all", "--json", "--limit", "10000"]);
+    let output = ccmp_cli(sandbox, &["list", "--all", "--json", "--limit", "10000"]);
     assert!(output.status.success(), "{output:?}");
     let list: Value = serde_json::from_slice(&output.stdout).unwrap();
     list["tasks"].as_array().unwrap().clone()
@@ -338,7 +325,7 @@ fn pausing_a_group_holds_only_that_group() {
     assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
     // A group with no live tasks can go; `default` cannot.
     cli(&sandbox, "4", &["group", "remove", "review"]);
-    let output = ccmp_output(&sandbox, &["group", "remove", "default"]);
+    let output = ccmp_cli(&sandbox, &["group", "remove", "default"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
 
