@@ -335,8 +335,12 @@ fn a_full_disk_refuses_starts_damages_nothing_and_running_tasks_still_finish() {
     // Fill the disk.
     let filler = sandbox.state().join("filler");
     let mut file = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![0u8; 64 * 1024];
-    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    // To the last byte: what a coarser fill leaves may hold a record but not the runner's
+    // writes after it.
+    for size in [64 * 1024, 4096, 1] {
+        let chunk = vec![0u8; size];
+        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    }
     drop(file);
     let text = mcp.err("start_cc_task_async", json!({"prompt": "FAKE_SLEEP=0"}));
     assert!(
