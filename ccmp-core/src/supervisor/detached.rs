@@ -112,15 +112,11 @@ impl Supervisor for DetachedSupervisor {
         let log_tail = private_file::read(&self.store.layout().runner_log(&record.id))
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
-        let said = Some(line.trim().to_owned()).filter(|l| !l.is_empty());
-        let reason = said
-            .or_else(|| {
-                log_tail
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .map(str::to_owned)
-            })
+        let reason = log_tail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::to_owned)
             .unwrap_or_else(|| {
                 format!(
                     "it exited with {status} without taking the task; is `{}` a ccmp binary?",

@@ -62,10 +62,6 @@ pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             say(format_args!("ccmp runner: {e}"));
-            // Also on stdout, which the frontend reads for `ready`: its log may be what could
-            // not be written (a full disk).
-            // (After `ready` nobody reads it; a closed pipe is ignored.)
-            let _ = writeln!(io::stdout(), "ccmp runner: {e}");
             ExitCode::FAILURE
         }
     }
