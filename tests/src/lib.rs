@@ -2,6 +2,7 @@
 //! environment for the fake agent, polling with a deadline (never fixed sleeps), and a real
 //! pseudo-terminal through tmux.
 
+pub mod mcp_client;
 mod tmux;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ccmp_core::{Ccmp, Config, FsStore, TaskRecord, TaskRequest, TaskStatus, WaitMode};
+use ccmp_tests::mcp_client::{Era, Mcp};
 use ccmp_tests::{Sandbox, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -622,78 +623,17 @@ async fn an_approval_answered_while_slots_are_full_waits_for_a_slot() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
 }
 
-/// A bare MCP client for ccmp-mcp over stdio: one JSON-RPC request at a time.
-struct McpClient {
-    child: Child,
-    stdin: std::process::ChildStdin,
-    stdout: BufReader<std::process::ChildStdout>,
-    next_id: u64,
-}
-
-impl McpClient {
-    fn start(scene: &Scene) -> Self {
-        let mut child = Command::new(workspace_bin("ccmp-mcp"))
-            .env("CCMP_STATE_DIR", scene.sandbox.state())
-            .env("CCMP_CLAUDE_BIN", claude())
-            .envs(scene.env())
-            .current_dir(scene.sandbox.work())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut client = Self {
-            child,
-            stdin,
-            stdout,
-            next_id: 1,
-        };
-        client.request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}),
-        );
-        client.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        client
-    }
-
-    fn send(&mut self, message: Value) {
-        use std::io::Write;
-        writeln!(self.stdin, "{message}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.stdout.read_line(&mut line).unwrap() > 0,
-                "ccmp-mcp closed"
-            );
-            let reply: Value = serde_json::from_str(&line).unwrap();
-            if reply["id"] == id {
-                return reply;
-            }
-        }
-    }
-
-    /// Calls a tool and returns its structured reply (it must not be an error).
-    fn call(&mut self, tool: &str, arguments: Value) -> Value {
-        let reply = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
-        assert_ne!(reply["result"]["isError"], true, "{tool}: {reply}");
-        reply["result"]["structuredContent"].clone()
-    }
-}
-
-impl Drop for McpClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// ccmp-mcp in the scene, running the real Claude Code against the mock.
+fn ccmp_mcp(scene: &Scene) -> Command {
+    let mut cmd = Command::new(workspace_bin("ccmp-mcp"));
+    cmd.env("CCMP_STATE_DIR", scene.sandbox.state())
+        .env("CCMP_CLAUDE_BIN", claude())
+        .envs(scene.env())
+        .current_dir(scene.sandbox.work())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd
 }
 
 /// The approval flow through ccmp-mcp alone: start with `ask`, see `needs_approval` and the
@@ -701,31 +641,31 @@ impl Drop for McpClient {
 #[test]
 fn the_approval_flow_works_through_ccmp_mcp_alone() {
     let scene = Scene::new();
-    let mut mcp = McpClient::start(&scene);
+    let mut mcp = Mcp::spawn(ccmp_mcp(&scene), Era::Legacy);
     let marker = scene.sandbox.work().join("ran.txt");
     let prompt = format!("PLEASE-BASH echo RAN >> {}", marker.display());
-    let task = mcp.call(
+    let task = mcp.ok(
         "start_cc_task_async",
         json!({"prompt": prompt, "ask": ["Bash(echo RAN:*)"]}),
     );
     let id = task["short_id"].as_str().unwrap().to_owned();
-    let waited = mcp.call("wait_for_tasks", json!({"task_ids": [id], "timeout_s": 60}));
+    let waited = mcp.ok("wait_for_tasks", json!({"task_ids": [id], "timeout_s": 60}));
     assert_eq!(waited["timed_out"], false, "{waited}");
     let next = waited["next"].as_str().unwrap();
     assert!(next.contains("answer_approval"), "{next}");
-    let status = mcp.call("check_task_status", json!({"task_id": id}));
+    let status = mcp.ok("check_task_status", json!({"task_id": id}));
     assert_eq!(status["status"], "needs_approval", "{status}");
     let summary = status["pending_approval"]["summary"].as_str().unwrap();
     assert!(summary.starts_with("Bash: echo RAN"), "{status}");
     assert!(!marker.exists());
-    let answered = mcp.call("answer_approval", json!({"task_id": id, "approve": true}));
+    let answered = mcp.ok("answer_approval", json!({"task_id": id, "approve": true}));
     assert_ne!(answered["status"], "needs_approval", "{answered}");
     let again = mcp.request(
         "tools/call",
         json!({"name": "answer_approval", "arguments": {"task_id": id, "approve": true}}),
     );
     assert_eq!(again["result"]["isError"], true, "{again}");
-    let done = mcp.call("wait_for_tasks", json!({"task_ids": [id], "timeout_s": 60}));
+    let done = mcp.ok("wait_for_tasks", json!({"task_ids": [id], "timeout_s": 60}));
     assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
 }
