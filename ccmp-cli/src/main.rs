@@ -136,20 +136,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Approve(args) => inbox::answer(
                 &ccmp,
                 &args.id,
-                ccmp_core::ApprovalAnswer {
-                    allow: true,
-                    reason: None,
-                    always: args.always,
-                },
+                ccmp_core::ApprovalAnswer::approve().always(args.always),
             ),
             Command::Deny(args) => inbox::answer(
                 &ccmp,
                 &args.id,
-                ccmp_core::ApprovalAnswer {
-                    allow: false,
-                    reason: args.reason,
-                    always: false,
-                },
+                ccmp_core::ApprovalAnswer::deny(args.reason),
             ),
             Command::Completions(_) => unreachable!("handled above"),
         }

@@ -78,8 +78,8 @@ pub use crate::store::{
 };
 pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
 pub use crate::task::{
-    AgentOutcome, AgentProcess, ApiFailure, DamagedTask, Outcome, SCHEMA_VERSION, TaskHeader,
-    TaskRecord, TaskStatus,
+    AgentOutcome, AgentProcess, ApiFailure, Attempt, DamagedTask, Outcome, PendingApproval,
+    SCHEMA_VERSION, TaskHeader, TaskRecord, TaskStatus,
 };
 pub use crate::view::{TaskView, WorktreeView};
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};

@@ -38,7 +38,7 @@ pub struct TaskParams {
     pub after: Option<Vec<String>>,
     /// 0-10, on API overload.
     pub retries: Option<u32>,
-    /// Approve first, e.g. "Bash(git push:*)".
+    /// Approve first, e.g. "Bash(git push:*)"; "*" = all.
     pub ask: Option<Vec<String>>,
 }
 
@@ -55,6 +55,12 @@ impl TaskParams {
                 ));
             }
         };
+        // "*" asks about every tool use (the CLI's --ask-all); other rules are then moot.
+        let mut ask = self.ask.unwrap_or_default();
+        let ask_all = ask.iter().any(|rule| rule == "*");
+        if ask_all {
+            ask.clear();
+        }
         Ok(TaskRequest {
             prompt: self.prompt,
             working_dir: self.working_dir.map(PathBuf::from),
@@ -73,7 +79,8 @@ impl TaskParams {
             max_turns: self.max_turns,
             max_budget_usd: self.max_budget_usd,
             append_system_prompt: self.append_system_prompt,
-            ask: self.ask.unwrap_or_default(),
+            ask,
+            ask_all,
             ..ccmp_core::ClaudeOptions::default()
         }))
     }

@@ -13,6 +13,7 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResponse, CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult,
     Implementation, ProgressNotificationParam, RequestMetaObject, ServerCapabilities, ServerConfig,
+    UpdateTaskParams,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
@@ -458,10 +459,10 @@ impl Server {
         Parameters(params): Parameters<AnswerParams>,
     ) -> Result<Json<TaskReply>, String> {
         let id = self.resolve(&params.task_id).await?;
-        let answer = ccmp_core::ApprovalAnswer {
-            allow: params.approve,
-            reason: params.reason,
-            always: params.always.unwrap_or(false),
+        let answer = if params.approve {
+            ccmp_core::ApprovalAnswer::approve().always(params.always.unwrap_or(false))
+        } else {
+            ccmp_core::ApprovalAnswer::deny(params.reason)
         };
         let record = self
             .blocking(move |ccmp| ccmp.answer_approval(&id, answer))
@@ -506,6 +507,31 @@ impl ServerHandler for Server {
         Ok(GetTaskResult::new(crate::tasks::detailed(
             &self.ccmp, &record,
         )))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let responses = request.input_responses;
+        let ccmp = self.ccmp.clone();
+        // Answering launches the task's runner again: keep that off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let id = ccmp
+                .resolve(&request.task_id)
+                .map_err(crate::tasks::not_found)?;
+            let record = ccmp.status(&id).map_err(crate::tasks::not_found)?;
+            match crate::tasks::answer_of(&record, &responses)? {
+                Some(answer) => ccmp
+                    .answer_approval(&id, answer)
+                    .map(drop)
+                    .map_err(crate::tasks::not_found),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
     }
 
     async fn cancel_task(

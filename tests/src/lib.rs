@@ -149,6 +149,23 @@ impl Sandbox {
         self.root.path()
     }
 
+    /// The record file of a task, by its full id with or without dashes (reading it asks no
+    /// status, so nothing is refreshed).
+    pub fn record_path(&self, full: &str) -> PathBuf {
+        let full = full.replace('-', "");
+        self.state()
+            .join("tasks")
+            .join(&full[..2])
+            .join(&full)
+            .join("record.json")
+    }
+
+    /// The task's record as stored, by its full id.
+    pub fn stored_record(&self, full: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.record_path(full)).expect("read the record"))
+            .expect("the record is JSON")
+    }
+
     /// A task request for the fake agent in this sandbox: its own config dir, and `IS_SANDBOX=1`
     /// because the tests run as root and the real CLI refuses skip-permissions as root without it.
     pub fn request(&self, prompt: &str) -> ccmp_core::TaskRequest {

@@ -477,10 +477,10 @@ async fn a_held_tool_use_waits_for_approval_and_the_answer_reaches_the_model() {
             said.contains("needs your approval for Bash: echo RAN"),
             "{said}"
         );
-        let answer = ccmp_core::ApprovalAnswer {
-            allow,
-            reason: (!allow).then(|| "REVIEWER-SAYS-NO: use the staging dir".to_owned()),
-            always: false,
+        let answer = if allow {
+            ccmp_core::ApprovalAnswer::approve()
+        } else {
+            ccmp_core::ApprovalAnswer::deny(Some("REVIEWER-SAYS-NO: use the staging dir".into()))
         };
         ccmp.answer_approval(&started.id, answer.clone()).unwrap();
         let again = ccmp.answer_approval(&started.id, answer).unwrap_err();
@@ -540,14 +540,23 @@ async fn two_held_calls_in_one_message_are_both_asked_and_always_skips_the_secon
                 break record;
             }
             let pending = record.pending_approval.clone().unwrap();
-            asked.push(pending.summary.clone());
+            // An answer meant for the tool use asked before this one is stale: refused.
+            if let Some(previous) = asked.last().map(|(id, _): &(String, String)| id.clone()) {
+                let stale = ccmp
+                    .answer_approval(
+                        &started.id,
+                        ccmp_core::ApprovalAnswer::approve().for_tool_use(previous),
+                    )
+                    .unwrap_err()
+                    .to_string();
+                assert!(stale.contains("now waits for another"), "{stale}");
+            }
+            asked.push((pending.tool_use_id.clone(), pending.summary.clone()));
             ccmp.answer_approval(
                 &started.id,
-                ccmp_core::ApprovalAnswer {
-                    allow: true,
-                    reason: None,
-                    always,
-                },
+                ccmp_core::ApprovalAnswer::approve()
+                    .always(always)
+                    .for_tool_use(&pending.tool_use_id),
             )
             .unwrap();
             poll(Duration::from_secs(30), "the answer to be taken up", || {
@@ -594,15 +603,8 @@ async fn an_approval_answered_while_slots_are_full_waits_for_a_slot() {
     poll(Duration::from_secs(60), "the slow task to run", || {
         (ccmp.status(&busy.id).unwrap().status == TaskStatus::Running).then_some(())
     });
-    ccmp.answer_approval(
-        &asking.id,
-        ccmp_core::ApprovalAnswer {
-            allow: true,
-            reason: None,
-            always: false,
-        },
-    )
-    .unwrap();
+    ccmp.answer_approval(&asking.id, ccmp_core::ApprovalAnswer::approve())
+        .unwrap();
     let queued = poll(
         Duration::from_secs(30),
         "the answered task to queue",
@@ -667,6 +669,56 @@ fn the_approval_flow_works_through_ccmp_mcp_alone() {
     assert_eq!(again["result"]["isError"], true, "{again}");
     let done = mcp.ok("wait_for_tasks", json!({"task_ids": [id], "timeout_s": 60}));
     assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
+}
+
+/// For a client of the MCP tasks extension, a task waiting for approval is `input_required`
+/// with a form elicitation for the pending command; `tasks/update` answers it, and the task
+/// completes with the command run. A repeated answer is refused.
+#[test]
+fn a_tasks_extension_client_answers_an_approval_through_input_required() {
+    let scene = Scene::new();
+    let mut mcp = Mcp::spawn_with_caps(
+        ccmp_mcp(&scene),
+        Era::Modern,
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}, "elicitation": {"form": {}}}),
+    );
+    let marker = scene.sandbox.work().join("ran.txt");
+    let prompt = format!("PLEASE-BASH echo RAN >> {}", marker.display());
+    let created = mcp.call(
+        "execute_cc_task",
+        json!({"prompt": prompt, "ask": ["Bash(echo RAN:*)"]}),
+    );
+    assert_eq!(created["resultType"], "task", "{created}");
+    let id = created["taskId"].clone();
+    let get = |mcp: &mut Mcp| mcp.request("tasks/get", json!({"taskId": id}))["result"].clone();
+    let asking = poll(LONG, "the task to ask for input", || {
+        let task = get(&mut mcp);
+        (task["status"] == "input_required").then_some(task)
+    });
+    let requests = asking["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1, "{asking}");
+    let (key, request) = requests.iter().next().unwrap();
+    assert_eq!(request["method"], "elicitation/create", "{request}");
+    assert_eq!(request["params"]["mode"], "form", "{request}");
+    let message = request["params"]["message"].as_str().unwrap();
+    assert!(message.contains("Bash: echo RAN"), "{message}");
+    let schema = &request["params"]["requestedSchema"];
+    assert_eq!(schema["required"], json!(["decision"]), "{schema}");
+    assert!(!marker.exists());
+    let answer = json!({"taskId": id, "inputResponses": {key: {"action": "accept", "content": {"decision": "approve"}}}});
+    let ack = mcp.request("tasks/update", answer.clone());
+    assert!(ack.get("error").is_none(), "{ack}");
+    let again = mcp.request("tasks/update", answer);
+    assert_eq!(again["error"]["code"], -32602, "{again}");
+    let done = poll(LONG, "the task to complete", || {
+        let task = get(&mut mcp);
+        (task["status"] == "completed").then_some(task)
+    });
+    assert_eq!(
+        done["result"]["structuredContent"]["status"], "succeeded",
+        "{done}"
+    );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
 }
 

@@ -30,13 +30,11 @@ fn tasks_without_their_own_rules_take_the_machine_wide_ones() {
     .trim()
     .to_owned();
     assert_eq!(
-        crate::stored_record(&sandbox, &crate::full_id(&sandbox, &default))["spec"]["agent"]["claude"]
-            ["ask"],
+        sandbox.stored_record(&crate::full_id(&sandbox, &default))["spec"]["agent"]["claude"]["ask"],
         serde_json::json!(["Bash(git push:*)", "Write"])
     );
     assert_eq!(
-        crate::stored_record(&sandbox, &crate::full_id(&sandbox, &own))["spec"]["agent"]["claude"]
-            ["ask"],
+        sandbox.stored_record(&crate::full_id(&sandbox, &own))["spec"]["agent"]["claude"]["ask"],
         serde_json::json!(["Edit"])
     );
     ccmp(&sandbox)
@@ -45,8 +43,7 @@ fn tasks_without_their_own_rules_take_the_machine_wide_ones() {
         .success();
     let none = crate::start(&sandbox, "FAKE_SLEEP=0 z");
     assert!(
-        crate::stored_record(&sandbox, &crate::full_id(&sandbox, &none))["spec"]["agent"]["claude"]
-            ["ask"]
+        sandbox.stored_record(&crate::full_id(&sandbox, &none))["spec"]["agent"]["claude"]["ask"]
             .is_null()
     );
 }

@@ -97,24 +97,9 @@ pub fn full_id(sandbox: &Sandbox, id: &str) -> String {
         .replace('-', "")
 }
 
-/// The record file of a task, by its full id (no status is asked, so nothing is refreshed).
-pub fn record_path(sandbox: &Sandbox, full: &str) -> std::path::PathBuf {
-    sandbox
-        .state()
-        .join("tasks")
-        .join(&full[..2])
-        .join(full)
-        .join("record.json")
-}
-
-/// The task's record as stored, by its full id.
-pub fn stored_record(sandbox: &Sandbox, full: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(record_path(sandbox, full)).unwrap()).unwrap()
-}
-
 /// Kills the runner of the task (by full id) with SIGKILL and waits until it is gone.
 pub fn kill_runner(sandbox: &Sandbox, full: &str) {
-    let pid = stored_record(sandbox, full)["runner"]["pid"]
+    let pid = sandbox.stored_record(full)["runner"]["pid"]
         .as_i64()
         .unwrap();
     let killed = std::process::Command::new("kill")
@@ -131,12 +116,12 @@ pub fn kill_runner(sandbox: &Sandbox, full: &str) {
 /// Rewrites the record of the task (by full id) as if the machine had booted since its runner
 /// started.
 pub fn pretend_rebooted(sandbox: &Sandbox, full: &str) {
-    let mut record = stored_record(sandbox, full);
+    let mut record = sandbox.stored_record(full);
     for who in ["runner", "creator"] {
         record[who]["boot_id"] = "an-earlier-boot".into();
     }
     std::fs::write(
-        record_path(sandbox, full),
+        sandbox.record_path(full),
         serde_json::to_vec(&record).unwrap(),
     )
     .unwrap();

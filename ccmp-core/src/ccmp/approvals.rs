@@ -15,6 +15,45 @@ pub struct ApprovalAnswer {
     pub reason: Option<String>,
     /// Also allow, for the rest of the task, what the rule that held this use back matches.
     pub always: bool,
+    /// The tool use this answers, when the frontend showed one: the answer is refused if the
+    /// task now waits for another (someone answered the one shown, and the agent asked again).
+    pub tool_use_id: Option<String>,
+}
+
+impl ApprovalAnswer {
+    /// Run the pending tool use.
+    pub fn approve() -> Self {
+        Self {
+            allow: true,
+            reason: None,
+            always: false,
+            tool_use_id: None,
+        }
+    }
+
+    /// Refuse it; the agent is told `reason` (or that the user refused) as the tool's error.
+    pub fn deny(reason: Option<String>) -> Self {
+        Self {
+            allow: false,
+            reason,
+            always: false,
+            tool_use_id: None,
+        }
+    }
+
+    /// Approve, and also allow what the rule that held it back matches, for the rest of the task.
+    #[must_use]
+    pub fn always(mut self, always: bool) -> Self {
+        self.always = always;
+        self
+    }
+
+    /// Answer only this tool use (see [`ApprovalAnswer::tool_use_id`]).
+    #[must_use]
+    pub fn for_tool_use(mut self, tool_use_id: impl Into<String>) -> Self {
+        self.tool_use_id = Some(tool_use_id.into());
+        self
+    }
 }
 
 impl Ccmp {
@@ -58,7 +97,11 @@ impl Ccmp {
         let short = record.id.short();
         let pending = match (&record.status, record.pending_approval.clone()) {
             (TaskStatus::NeedsApproval, Some(pending)) => pending,
-            (status, _) if record.resume_answered || status == &TaskStatus::Running => {
+            // Answered, and resuming (or resumed): the other frontend's answer won.
+            (status, _)
+                if record.resume_answered
+                    || (status == &TaskStatus::Running && !locked.answers.decisions.is_empty()) =>
+            {
                 return Err(Error::InvalidArgument(format!(
                     "task {short}'s approval was already answered; it is {status} now"
                 )));
@@ -69,6 +112,14 @@ impl Ccmp {
                 )));
             }
         };
+        if let Some(shown) = &answer.tool_use_id
+            && shown != &pending.tool_use_id
+        {
+            return Err(Error::InvalidArgument(format!(
+                "task {short}'s approval of that tool use was already answered; it now waits for another: {}",
+                pending.summary
+            )));
+        }
         if locked.answers.decisions.contains_key(&pending.tool_use_id) {
             return Err(Error::InvalidArgument(format!(
                 "task {short}'s approval was already answered"

@@ -158,3 +158,31 @@ fn a_parked_task_is_working_not_completed() {
     assert_eq!(parked["status"], "working", "{parked}");
     mcp.request("tasks/cancel", json!({"taskId": id}));
 }
+
+/// `tasks/update` answers only an outstanding approval: for a task that asks nothing, or an
+/// unknown id, it is invalid params that say why, and the task runs on untouched.
+#[test]
+fn tasks_update_without_an_outstanding_approval_is_refused_clearly() {
+    let sandbox = Sandbox::new();
+    let mut mcp = tasks_client(&sandbox);
+    let task = create(&mut mcp, "FAKE_HANG");
+    let id = task["taskId"].clone();
+    let response = mcp.request(
+        "tasks/update",
+        json!({"taskId": id, "inputResponses": {"approval:toolu_1": {"action": "accept", "content": {"decision": "approve"}}}}),
+    );
+    assert_eq!(response["error"]["code"], -32602, "{response}");
+    let message = response["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no input request outstanding"),
+        "{message}"
+    );
+    assert_eq!(get(&mut mcp, &id)["status"], "working");
+    let unknown = mcp.request(
+        "tasks/update",
+        json!({"taskId": "1d4e0c2a-0000-4000-8000-000000000000", "inputResponses": {}}),
+    );
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    mcp.request("tasks/cancel", json!({"taskId": id}));
+    until(&mut mcp, &id, "cancelled");
+}
