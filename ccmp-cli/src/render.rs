@@ -35,16 +35,7 @@ pub fn dim(text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
 
-/// A duration in seconds as `45s`, `3m 12s`, `2h 5m` or `3d 4h`.
-pub fn duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
-        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
-        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
-    }
-}
+pub use ccmp_core::format_duration as duration;
 
 /// How long ago, as `45s`, `3m`, `2h` or `3d`.
 pub fn age(time: DateTime<Utc>) -> String {

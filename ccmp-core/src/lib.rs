@@ -62,7 +62,7 @@ pub use crate::ccmp::{
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,
 };
-pub use crate::duration::parse_duration;
+pub use crate::duration::{format_duration, parse_duration};
 pub use crate::error::{
     ConfigError, Error, Hint, SpecError, StoreError, SupervisorError, WorktreeError,
 };
