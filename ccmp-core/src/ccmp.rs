@@ -191,6 +191,12 @@ impl Ccmp {
             )?);
             created_worktree = true;
         }
+        if record.spec.notify.is_some()
+            && let Some(layout) = self.layout()
+        {
+            // The one-off notifier hears of events from here on (see `events::deliver`).
+            crate::events::NotifierState::start_at_end(&layout, crate::events::notifier::ONE_OFF)?;
+        }
         if let Err(e) = self.store.create(&record) {
             if let (true, Some(w)) = (created_worktree, &record.worktree) {
                 let _ = worktree::remove(w, &self.worktree_root, true);
@@ -204,6 +210,13 @@ impl Ccmp {
             return Err(e.into());
         }
         Ok(self.store.load(&record.id).unwrap_or(record))
+    }
+
+    /// The state dir's layout, for a file store.
+    pub(crate) fn layout(&self) -> Option<crate::layout::StateLayout> {
+        self.settings
+            .as_ref()
+            .map(|settings| crate::layout::StateLayout::new(settings.parent().unwrap_or(settings)))
     }
 
     /// Resolves an id or unique prefix of 4 or more hex digits: the one place where what a

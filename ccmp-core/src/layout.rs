@@ -8,6 +8,7 @@
 //! <state>/active/<id>           marker of a task that may be queued or running
 //! <state>/queue/, queue.lock    the machine-wide queue; slots/<n>.lock, one per running agent
 //! <state>/worktrees/<id>/       git worktrees of worktree-isolated tasks
+//! <state>/events/                the event log (events.jsonl, events.1.jsonl) and notifiers' cursors
 //! <state>/ccmp-mcp.log          the MCP server's log
 //! ```
 
@@ -59,8 +60,9 @@ impl StateLayout {
     }
 
     /// The dirs created when a store is opened.
-    pub(crate) fn dirs(&self) -> [PathBuf; 7] {
+    pub(crate) fn dirs(&self) -> [PathBuf; 8] {
         [
+            self.events(),
             self.tasks(),
             self.active(),
             self.queue(),
@@ -211,6 +213,41 @@ impl StateLayout {
     /// Where the worktrees of worktree-isolated tasks live.
     pub fn worktrees(&self) -> PathBuf {
         self.root.join("worktrees")
+    }
+
+    /// Where the event log and the notifiers' state live (see [`events`](crate::events)).
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
+    /// The event log, one JSON object per line.
+    pub fn events_log(&self) -> PathBuf {
+        self.events().join("events.jsonl")
+    }
+
+    /// The event log before its last rotation.
+    pub fn events_rotated(&self) -> PathBuf {
+        self.events().join("events.1.jsonl")
+    }
+
+    /// The lock held while an event is appended (and the log rotated).
+    pub fn events_lock(&self) -> PathBuf {
+        self.events().join("events.lock")
+    }
+
+    /// One notifier's delivery state (its cursor in the log, its last failure).
+    pub fn notifier_state(&self, name: &str) -> PathBuf {
+        self.events().join(format!("notifier-{name}.json"))
+    }
+
+    /// The lock held by the one process delivering to a notifier.
+    pub fn notifier_lock(&self, name: &str) -> PathBuf {
+        self.events().join(format!("notifier-{name}.lock"))
+    }
+
+    /// The deliverers' diagnostics: every failed delivery, with why.
+    pub fn deliveries_log(&self) -> PathBuf {
+        self.events().join("deliveries.log")
     }
 
     /// The MCP server's log.

@@ -32,6 +32,7 @@ pub mod ccmp;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod events;
 pub mod group;
 pub mod id;
 pub mod layout;
@@ -91,6 +92,7 @@ pub fn is_runner_process() -> bool {
         first == supervisor::RUNNER_CMD
             || first == supervisor::EXEC_AGENT_CMD
             || first == approval::HOOK_CMD
+            || first == events::deliver::DELIVER_CMD
     })
 }
 
@@ -103,6 +105,8 @@ pub fn is_runner_process() -> bool {
 /// is the only place in ccmp that handles signals: it is a process of its own, and turns TERM
 /// into a cancel.
 pub fn hidden_entry_point() -> Option<ExitCode> {
+    // This executable dispatches the hidden subcommands: it may start deliverers.
+    events::deliver::arm();
     if !is_runner_process() {
         return None;
     }
@@ -120,6 +124,8 @@ pub fn hidden_entry_point() -> Option<ExitCode> {
         Some(supervisor::runner_main(args))
     } else if first == approval::HOOK_CMD {
         Some(approval::hook::hook_main(args))
+    } else if first == events::deliver::DELIVER_CMD {
+        Some(events::deliver::deliver_main(args))
     } else {
         Some(supervisor::exec_agent(args))
     }

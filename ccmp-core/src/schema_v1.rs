@@ -139,6 +139,7 @@ impl From<RecordV1> for TaskRecord {
                 after: Vec::new(),
                 retries: None,
                 park_on_usage_limit: None,
+                notify: None,
             },
             status: v1.status,
             created_at: v1.created_at,

@@ -80,6 +80,9 @@ pub struct Settings {
     /// The approval rules a task started without its own gets (see [`crate::approval`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ask: Vec<String>,
+    /// Where events are sent (see [`crate::events`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifiers: Vec<crate::events::Notifier>,
 }
 
 fn default_reservation() -> f64 {
@@ -161,6 +164,7 @@ impl Settings {
             budget: None,
             budget_reservation_usd: DEFAULT_RESERVATION_USD,
             ask: Vec::new(),
+            notifiers: Vec::new(),
         }
     }
 

@@ -62,6 +62,9 @@ pub struct TaskRequest {
     pub retries: Option<u32>,
     /// Park on a usage limit until it resets (true) or fail (false); default: the settings'.
     pub park_on_usage_limit: Option<bool>,
+    /// Show a desktop notification when the task ends (or ring the bell of the terminal it was
+    /// started from, when there is no notification daemon).
+    pub notify: bool,
 }
 
 impl TaskRequest {
@@ -208,6 +211,9 @@ impl TaskRequest {
             after,
             retries: self.retries,
             park_on_usage_limit: self.park_on_usage_limit,
+            notify: self.notify.then(|| NotifyWhenDone {
+                tty: crate::events::controlling_terminal(),
+            }),
         })
     }
 }
@@ -251,6 +257,18 @@ pub struct TaskSpec {
     /// Whether to park on a usage limit; `None`: the settings'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub park_on_usage_limit: Option<bool>,
+    /// A one-off notification when the task ends (`ccmp start --notify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyWhenDone>,
+}
+
+/// How to tell a person that a task ended, when they asked at its start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyWhenDone {
+    /// The terminal the task was started from: its bell rings when there is no desktop
+    /// notification daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<PathBuf>,
 }
 
 impl TaskSpec {
@@ -289,6 +307,8 @@ impl TaskSpec {
             after: Vec::new(),
             retries: self.retries,
             park_on_usage_limit: self.park_on_usage_limit,
+            // A follow-up of a task someone asked to hear about is heard about too.
+            notify: self.notify.is_some(),
         }
     }
 }

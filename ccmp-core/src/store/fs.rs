@@ -211,6 +211,8 @@ impl FsStore {
     fn replace(&self, record: &TaskRecord, durable: bool) -> Result<(), StoreError> {
         let path = self.record_path(&record.id);
         let bytes = serialize(record)?;
+        // The state on disk before this write: a change of state is an event (see `events`).
+        let before = self.status_on_disk(&path);
         write_replace(&path, &bytes, durable).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StoreError::NotFound {
@@ -221,7 +223,20 @@ impl FsStore {
             }
         })?;
         self.mark_active(record);
+        if let Some(before) = before
+            && before != record.status
+        {
+            crate::events::emit::changed(self, before, record);
+        }
         Ok(())
+    }
+
+    /// The state a record file holds, read as a header (cheap); `None` if it cannot be read.
+    fn status_on_disk(&self, path: &Path) -> Option<crate::task::TaskStatus> {
+        let bytes = private_file::read(path).ok()?;
+        serde_json::from_slice::<TaskHeader>(&bytes)
+            .ok()
+            .map(|h| h.status)
     }
 }
 

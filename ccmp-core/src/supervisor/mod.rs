@@ -20,6 +20,7 @@ use std::fmt;
 pub use self::detached::DetachedSupervisor;
 pub use self::in_process::InProcessSupervisor;
 pub(crate) use self::queue::{budget_block, poke as poke_queue, running_now};
+pub(crate) use self::reaper::adopt as adopt_child;
 pub use self::runner::RUNNER_CMD;
 pub(crate) use self::runner::runner_main;
 pub(crate) use self::unix::{EXEC_AGENT_CMD, exec_agent};
