@@ -30,8 +30,8 @@ mod hint;
 mod render;
 
 use commands::{
-    budget, cancel, cleanup, completions, group, inbox, list, logs, parallel, pause, reply, run,
-    settings, start, status, wait,
+    budget, cancel, cleanup, completions, events, group, inbox, list, logs, notify, parallel,
+    pause, reply, run, settings, start, status, wait,
 };
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
@@ -66,6 +66,8 @@ enum Command {
     Inbox(inbox::InboxArgs),
     Approve(inbox::ApproveArgs),
     Deny(inbox::DenyArgs),
+    Events(events::EventsArgs),
+    Notify(notify::NotifyArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -143,6 +145,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &args.id,
                 ccmp_core::ApprovalAnswer::deny(args.reason),
             ),
+            Command::Events(args) => events::run(&ccmp, args).await,
+            Command::Notify(args) => notify::run(&ccmp, args),
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

@@ -145,14 +145,73 @@ pub(crate) fn settle(
     for (date, mut day) in ledger(layout) {
         if let Some(entry) = day.get_mut(task) {
             // An agent that reports no cost leaves its reservation standing.
-            entry.spent_usd = Some(spent.unwrap_or(entry.reserved_usd));
+            let settled = spent.unwrap_or(entry.reserved_usd);
+            entry.spent_usd = Some(settled);
+            let group = entry.group.clone();
             write_day(layout, date, &day)?;
             // Spend below the reservation frees budget: waiters held by it look again now.
             crate::supervisor::poke_queue(layout);
+            drop(lock);
+            announce_spent(layout, &group, settled);
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// What was spent (not reserved) against `budget`, for `group` or every group.
+fn spent(ledger: &BTreeMap<NaiveDate, Day>, budget: &Budget, group: Option<&GroupName>) -> f64 {
+    let today = Utc::now().date_naive();
+    ledger
+        .iter()
+        .filter(|(date, _)| !budget.per_day || **date == today)
+        .flat_map(|(_, day)| day.values())
+        .filter(|entry| group.is_none_or(|g| entry.group == *g))
+        .filter_map(|entry| entry.spent_usd)
+        .sum()
+}
+
+/// A `budget_spent` event for each budget that the spend of `amount` by a task of `group` took
+/// to its limit (the machine-wide one, the group's).
+fn announce_spent(layout: &StateLayout, group: &GroupName, amount: f64) {
+    let Ok(Some(settings)) = crate::settings::Settings::load(&layout.settings()) else {
+        return;
+    };
+    let ledger = ledger(layout);
+    let scopes = [
+        (settings.budget, None),
+        (settings.group(group).and_then(|g| g.budget), Some(group)),
+    ];
+    let mut events = Vec::new();
+    for (budget, scope) in scopes {
+        let Some(budget) = budget else { continue };
+        let now = spent(&ledger, &budget, scope);
+        if now >= budget.limit_usd && now - amount < budget.limit_usd {
+            let whose =
+                scope.map_or_else(|| "the machine-wide".to_owned(), |g| format!("group {g}'s"));
+            let mut event = crate::events::Event::general(
+                crate::events::EventKind::BudgetSpent,
+                scope.map(ToString::to_string),
+                format!(
+                    "{whose} budget of {} is spent (${now:.2}): the tasks it covers wait",
+                    budget.describe()
+                ),
+                match scope {
+                    Some(g) => format!(
+                        "ccmp budget set AMOUNT --group {g}  (or wait for a new day, for a daily budget)"
+                    ),
+                    None => "ccmp budget set AMOUNT  (or wait for a new day, for a daily budget)"
+                        .to_owned(),
+                },
+            );
+            event.cost_usd = Some(now);
+            events.push(event);
+        }
+    }
+    if !events.is_empty() {
+        let log = crate::events::EventLog::new(layout);
+        crate::events::emit::append(layout, &log, events);
+    }
 }
 
 #[cfg(test)]

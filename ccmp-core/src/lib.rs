@@ -56,9 +56,9 @@ pub use crate::agent::{
 };
 pub use crate::ccmp::{
     ApprovalAnswer, BudgetStatus, CancelOutcome, Ccmp, CleanupOptions, CleanupReport,
-    CleanupTarget, DEFAULT_LIST_LIMIT, DaySpend, GroupStatus, ListQuery, MAX_WAIT, OutputFollow,
-    OutputSource, SETTABLE, SkippedTask, SpendReport, StartOutlook, TaskChanges, TaskList,
-    WaitMode, WaitOutcome,
+    CleanupTarget, DEFAULT_LIST_LIMIT, DaySpend, EventFollow, GroupStatus, ListQuery, MAX_WAIT,
+    NotifierStatus, OutputFollow, OutputSource, SETTABLE, SkippedTask, SpendReport, StartOutlook,
+    TaskChanges, TaskList, WaitMode, WaitOutcome,
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV, MAX_PARALLEL_ENV,

@@ -211,9 +211,7 @@ impl TaskRequest {
             after,
             retries: self.retries,
             park_on_usage_limit: self.park_on_usage_limit,
-            notify: self.notify.then(|| NotifyWhenDone {
-                tty: crate::events::controlling_terminal(),
-            }),
+            notify: self.notify.then(NotifyWhenDone::here),
         })
     }
 }
@@ -262,13 +260,35 @@ pub struct TaskSpec {
     pub notify: Option<NotifyWhenDone>,
 }
 
-/// How to tell a person that a task ended, when they asked at its start.
+/// How to tell a person that a task ended, when they asked at its start: found where they
+/// asked, since the process that delivers the notice may have another environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyWhenDone {
+    /// `notify-send`, as found on the PATH of the frontend that started the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_send: Option<PathBuf>,
+    /// The variables that reach the person's desktop session (`DBUS_SESSION_BUS_ADDRESS`,
+    /// `DISPLAY`, `WAYLAND_DISPLAY`, `XDG_RUNTIME_DIR`), as that frontend had them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub desktop_env: BTreeMap<String, String>,
     /// The terminal the task was started from: its bell rings when there is no desktop
     /// notification daemon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<PathBuf>,
+}
+
+impl NotifyWhenDone {
+    /// How to reach the person running this process.
+    pub fn here() -> Self {
+        Self {
+            notify_send: which::which("notify-send").ok(),
+            desktop_env: crate::events::DESKTOP_ENV
+                .iter()
+                .filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?)))
+                .collect(),
+            tty: crate::events::controlling_terminal(),
+        }
+    }
 }
 
 impl TaskSpec {

@@ -8,6 +8,7 @@
 #![warn(clippy::print_stdout)]
 
 mod hint;
+mod news;
 mod params;
 mod reply;
 mod server;

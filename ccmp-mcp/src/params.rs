@@ -22,7 +22,7 @@ pub struct TaskParams {
     pub skip_permissions: Option<bool>,
     /// Seconds.
     pub timeout: Option<f64>,
-    /// acceptEdits, plan, dontAsk, default, auto or bypassPermissions.
+    /// Claude Code's --permission-mode.
     pub permission_mode: Option<String>,
     pub allowed_tools: Option<Vec<String>>,
     /// Most turns.
@@ -40,6 +40,8 @@ pub struct TaskParams {
     pub retries: Option<u32>,
     /// Approve first, e.g. "Bash(git push:*)"; "*" = all.
     pub ask: Option<Vec<String>>,
+    /// Desktop notification at the end.
+    pub notify: Option<bool>,
 }
 
 impl TaskParams {
@@ -70,6 +72,7 @@ impl TaskParams {
             group: self.group,
             after,
             retries: self.retries,
+            notify: self.notify.unwrap_or(false),
             ..TaskRequest::default()
         }
         .claude(ccmp_core::ClaudeOptions {
@@ -152,7 +155,7 @@ pub struct TaskIdParams {
 pub struct ListParams {
     /// Default false.
     pub include_finished: Option<bool>,
-    /// Only this state: queued, running, succeeded, failed, timed_out, cancelled, lost or skipped.
+    /// Only this status, e.g. failed or needs_approval.
     pub status: Option<String>,
     /// Default 50.
     pub limit: Option<u32>,
@@ -190,9 +193,8 @@ pub struct WaitParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputParams {
-    /// Task id or prefix.
     pub task_id: String,
-    /// transcript (default), result, stdout (JSON lines) or stderr.
+    /// transcript (default), result, stdout or stderr.
     pub stream: Option<String>,
     /// next_offset of the previous page.
     pub offset: Option<u64>,
@@ -218,7 +220,6 @@ pub struct AnswerParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContinueParams {
-    /// The task.
     pub task_id: String,
     /// What to do next.
     pub prompt: String,

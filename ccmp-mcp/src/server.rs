@@ -92,6 +92,8 @@ pub struct Server {
     /// the server exits promptly instead of waiting out rmcp's drain of in-flight calls.
     input_closed: CancellationToken,
     tool_router: ToolRouter<Self>,
+    /// What this session's tasks did since the model's last reply.
+    news: std::sync::Arc<crate::news::SessionNews>,
 }
 
 impl Server {
@@ -113,6 +115,7 @@ impl Server {
             }
         }
         Self {
+            news: std::sync::Arc::new(crate::news::SessionNews::new(&ccmp)),
             ccmp,
             input_closed,
             tool_router,
@@ -492,6 +495,22 @@ impl ServerHandler for Server {
              answer_approval. Tasks outlive this session; an id may be shortened to 4+ hex \
              digits.",
         )
+    }
+
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.clone();
+        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        let mut response = self.tool_router.call(call).await?;
+        match &mut response {
+            CallToolResponse::Complete(result) => self.news.attach(&tool, result),
+            CallToolResponse::Task(created) => self.news.own(&created.task.task_id),
+            _ => {}
+        }
+        Ok(response)
     }
 
     async fn get_task(

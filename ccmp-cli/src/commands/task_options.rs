@@ -48,6 +48,10 @@ pub struct TaskOptions {
     /// Fail on a usage limit instead of parking until it resets and resuming.
     #[arg(long)]
     pub no_park: bool,
+    /// Show a desktop notification when the task ends (or ring this terminal's bell when there
+    /// is no notification daemon).
+    #[arg(long)]
+    pub notify: bool,
 }
 
 /// Claude Code's own settings: one flag per [`ClaudeOptions`] field.
@@ -127,6 +131,7 @@ impl TaskOptions {
             after,
             retries: self.retries,
             park_on_usage_limit: self.no_park.then_some(false),
+            notify: self.notify,
             ..TaskRequest::default()
         }
         .claude(self.claude.into()))

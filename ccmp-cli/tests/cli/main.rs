@@ -6,6 +6,7 @@ mod cross;
 mod dependencies;
 mod hostile;
 mod limits;
+mod notify;
 mod reboot;
 mod snapshots;
 mod terminal;

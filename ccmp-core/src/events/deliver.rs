@@ -150,7 +150,7 @@ fn serve(layout: &StateLayout, notifier: &Notifier) {
                     return;
                 }
                 let sent = if notifier.name == ONE_OFF {
-                    super::send::desktop(&event, tty_of(layout, &event).as_deref())
+                    super::send::desktop(&event, one_off_of(layout, &event).as_ref())
                 } else {
                     super::send::send(notifier, &event)
                 };
@@ -188,12 +188,12 @@ fn serve(layout: &StateLayout, notifier: &Notifier) {
     }
 }
 
-/// The terminal the task of `event` was started from, as its record says.
-fn tty_of(layout: &StateLayout, event: &Event) -> Option<PathBuf> {
+/// How to reach the person who started the task of `event`, as its record says.
+fn one_off_of(layout: &StateLayout, event: &Event) -> Option<crate::spec::NotifyWhenDone> {
     let id: TaskId = event.task_id.as_deref()?.parse().ok()?;
     let bytes = private_file::read(&layout.record(&id)).ok()?;
-    let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    record["spec"]["notify"]["tty"].as_str().map(PathBuf::from)
+    let record: crate::task::TaskRecord = serde_json::from_slice(&bytes).ok()?;
+    record.spec.notify
 }
 
 /// Sends `event` to `notifier` now, in this process: `ccmp notify test`.

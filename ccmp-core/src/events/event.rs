@@ -161,7 +161,7 @@ impl Event {
         let (text, next) = match kind {
             EventKind::Succeeded => (
                 record.outcome.as_ref().and_then(|o| o.result.as_deref()),
-                format!("ccmp result {short}"),
+                format!("ccmp status {short}"),
             ),
             EventKind::NeedsApproval => (
                 record.pending_approval.as_ref().map(|p| p.summary.as_str()),

@@ -20,4 +20,4 @@ mod send;
 pub use self::event::{Event, EventKind};
 pub use self::log::{EventLog, EventTail, MAX_LOG_BYTES};
 pub use self::notifier::{Notifier, NotifierKind, NotifierState};
-pub use self::send::controlling_terminal;
+pub use self::send::{DESKTOP_ENV, controlling_terminal};

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::events::event::Event;
 use crate::events::notifier::{Notifier, NotifierKind};
+use crate::spec::NotifyWhenDone;
 
 /// How many times a webhook is tried.
 const WEBHOOK_TRIES: u32 = 3;
@@ -49,8 +50,9 @@ fn run_command(argv: &[String], event: &Event, timeout: Duration) -> Result<(), 
         .spawn()
         .map_err(|e| format!("could not run `{program}`: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its stdin is fine: a broken pipe is not a failure.
-        let _ = stdin.write_all(json.as_bytes());
+        // One line of JSON. A command that does not read its stdin is fine: a broken pipe is
+        // not a failure.
+        let _ = stdin.write_all(format!("{json}\n").as_bytes());
     }
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -220,9 +222,17 @@ pub(crate) fn check_template(template: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The one-off notification of `ccmp start --notify`: a desktop notification through
-/// `notify-send`, else the bell on the terminal the task was started from.
-pub(crate) fn desktop(event: &Event, tty: Option<&Path>) -> Result<(), String> {
+/// The variables a desktop notification needs to reach the person's session.
+pub const DESKTOP_ENV: [&str; 4] = [
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XDG_RUNTIME_DIR",
+];
+
+/// The one-off notification of `ccmp start --notify`: a desktop notification through the
+/// `notify-send` found when the task started, else the bell on the terminal it was started from.
+pub(crate) fn desktop(event: &Event, how: Option<&NotifyWhenDone>) -> Result<(), String> {
     let title = format!(
         "ccmp: {} {}",
         event.short_id.as_deref().unwrap_or("task"),
@@ -231,37 +241,36 @@ pub(crate) fn desktop(event: &Event, tty: Option<&Path>) -> Result<(), String> {
             .map_or_else(|| event.kind.to_string(), |s| s.to_string())
     );
     let body = event.prompt_head.clone().unwrap_or_default();
-    let shown = which::which("notify-send").ok().map(|program| {
-        Command::new(program)
-            .args(["--app-name=ccmp", &title, &body])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if shown == Some(true) {
-        return Ok(());
-    }
-    match tty {
+    let why_not = match how.and_then(|h| h.notify_send.as_ref()) {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command
+                .args(["--app-name=ccmp", &title, &body])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (name, value) in how.map(|h| &h.desktop_env).into_iter().flatten() {
+                command.env(name, value);
+            }
+            match command.status() {
+                Ok(status) if status.success() => return Ok(()),
+                Ok(status) => {
+                    format!("notify-send exited with {status}: is a notification daemon running?")
+                }
+                Err(e) => format!("notify-send could not run: {e}"),
+            }
+        }
+        None => "notify-send was not installed where the task was started".to_owned(),
+    };
+    match how.and_then(|h| h.tty.as_deref()) {
         Some(tty) => ring_bell(tty).map_err(|e| {
             format!(
-                "no desktop notification ({}), and the bell on {} failed: {e}",
-                if shown.is_some() {
-                    "notify-send failed: is a notification daemon running?"
-                } else {
-                    "notify-send is not installed"
-                },
+                "no desktop notification ({why_not}), and the bell on {} failed: {e}",
                 tty.display()
             )
         }),
         None => Err(format!(
-            "no desktop notification ({}), and the task was not started from a terminal",
-            if shown.is_some() {
-                "notify-send failed: is a notification daemon running?"
-            } else {
-                "notify-send is not installed"
-            }
+            "no desktop notification ({why_not}), and the task was not started from a terminal"
         )),
     }
 }

@@ -7,6 +7,7 @@ mod client;
 mod faults;
 mod hostile;
 mod limits;
+mod news;
 mod python;
 mod scheduler;
 mod tasks;
