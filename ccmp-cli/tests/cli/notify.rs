@@ -485,3 +485,46 @@ fn bad_notifiers_are_refused_and_change_nothing() {
         .code(2)
         .stderr(predicate::str::contains("--since takes"));
 }
+
+#[test]
+fn a_budget_that_is_spent_is_an_event_once() {
+    let sandbox = Sandbox::new();
+    ccmp(&sandbox)
+        .args(["budget", "set", "0.015"])
+        .assert()
+        .success();
+    ccmp(&sandbox)
+        .args(["settings", "budget_reservation=0.001"])
+        .assert()
+        .success();
+    // Each task of the fake agent costs $0.0104: the second takes the spend past $0.015.
+    for n in 0..2 {
+        let id = start(&sandbox, &format!("FAKE_SLEEP=0 task {n}"));
+        until_state(&sandbox, &id, "succeeded");
+    }
+    // Settled by each runner after its outcome; the event needs both tasks' spend, so no
+    // other can follow it.
+    let events = poll(LONG, "the budget to be spent", || {
+        let events = logged(&sandbox);
+        events
+            .iter()
+            .any(|e| e["kind"] == "budget_spent")
+            .then_some(events)
+    });
+    let spent: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "budget_spent")
+        .collect();
+    assert_eq!(spent.len(), 1, "{events:?}");
+    let summary = spent[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("the machine-wide budget of $0.01 is spent ($0.02)"),
+        "{summary}"
+    );
+    assert!(
+        spent[0]["next"]
+            .as_str()
+            .unwrap()
+            .starts_with("ccmp budget set")
+    );
+}
