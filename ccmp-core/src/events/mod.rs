@@ -3,7 +3,7 @@
 //! A change of a task's state that someone may want to hear of (it ended, needs approval,
 //! parked on a usage limit, resumed), a group whose tasks have all ended, and a budget spent
 //! are [`Event`]s. The process that records the change appends the event to the state dir's
-//! event log ([`log`]) as it saves the record ([`emit`]), whichever process that is (a runner, or
+//! event log ([`EventLog`]) as it saves the record, whichever process that is (a runner, or
 //! a frontend that finds a runner gone), so no event depends on a frontend running. Then, if
 //! a notifier wants it, that process starts a deliverer (`__ccmp-deliver`, a hidden subcommand
 //! like the runner) and goes on: delivery never delays a task or its outcome. A deliverer holds
