@@ -30,8 +30,8 @@ mod hint;
 mod render;
 
 use commands::{
-    budget, cancel, cleanup, completions, events, group, inbox, list, logs, notify, parallel,
-    pause, reply, run, settings, start, status, wait,
+    budget, cancel, cleanup, completions, dashboard, events, group, inbox, list, logs, notify,
+    parallel, pause, reply, run, settings, start, status, wait,
 };
 
 /// Run Claude Code tasks in the background, many at once, and collect the results later.
@@ -68,6 +68,7 @@ enum Command {
     Deny(inbox::DenyArgs),
     Events(events::EventsArgs),
     Notify(notify::NotifyArgs),
+    Dashboard(dashboard::DashboardArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -147,6 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ),
             Command::Events(args) => events::run(&ccmp, args).await,
             Command::Notify(args) => notify::run(&ccmp, args),
+            Command::Dashboard(args) => dashboard::run(&ccmp, args).await,
             Command::Completions(_) => unreachable!("handled above"),
         }
     })

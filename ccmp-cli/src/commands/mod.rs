@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod cleanup;
 pub mod common;
 pub mod completions;
+pub mod dashboard;
 pub mod events;
 pub mod group;
 pub mod inbox;

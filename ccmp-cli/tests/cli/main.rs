@@ -3,6 +3,7 @@
 mod approvals;
 mod commands;
 mod cross;
+mod dashboard;
 mod dependencies;
 mod hostile;
 mod limits;

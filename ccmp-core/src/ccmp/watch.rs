@@ -31,6 +31,12 @@ pub struct TaskChanges {
 }
 
 impl Ccmp {
+    /// A subscription told when any task starts, changes or ends (for a view of every task:
+    /// look, then wait on it, then look again).
+    pub fn watch_live(&self) -> crate::store::TaskWatch {
+        self.store.watch_live()
+    }
+
     /// Subscribes to changes of these tasks. The first batch is every task as it is now; each
     /// later batch holds the tasks whose records changed; the stream ends once every task has
     /// ended and its final record was in a batch.

@@ -584,6 +584,24 @@ impl TaskStore for FsStore {
         })
     }
 
+    fn watch_live(&self) -> TaskWatch {
+        // Markers come and go as tasks start and end; a live task's record is renamed into its
+        // dir as it changes. Watching each live task's dir costs one watch per live task.
+        use rustix::fs::inotify::WatchFlags;
+        let mut dirs = vec![self.layout.active()];
+        if let Ok(ids) = dir_ids(&self.layout.active()) {
+            dirs.extend(ids.iter().map(|id| self.task_dir(id)));
+        }
+        TaskWatch::dirs_with(
+            dirs.iter().map(PathBuf::as_path),
+            WatchFlags::CREATE | WatchFlags::DELETE | WatchFlags::MOVED_TO,
+        )
+        .unwrap_or_else(|e| {
+            tracing::debug!("cannot watch live tasks, polling instead: {e}");
+            TaskWatch::poll()
+        })
+    }
+
     fn watch_output(&self, id: &TaskId) -> TaskWatch {
         // Logs are appended (MODIFY), records renamed into place (MOVED_TO). Reading a log or
         // opening the lock file raises neither, so a follower is never woken by its own looks.

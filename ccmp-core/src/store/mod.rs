@@ -88,6 +88,12 @@ pub trait TaskStore: Send + Sync + fmt::Debug {
         TaskWatch::poll()
     }
 
+    /// A subscription to every queued and running task: told when one starts, changes or ends.
+    /// The default polls.
+    fn watch_live(&self) -> TaskWatch {
+        TaskWatch::poll()
+    }
+
     /// A subscription to a task's output and record: told when a log grows as well as when the
     /// record changes. The default is [`watch`](Self::watch) of that task.
     fn watch_output(&self, id: &TaskId) -> TaskWatch {

@@ -1,0 +1,204 @@
+//! `ccmp dashboard` over real HTTP: the token, the `Host` check and the CSRF token guard every
+//! request; pages show tasks started elsewhere, escaped; the live stream sends a task started
+//! from the CLI; actions call the core.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use ccmp_tests::Sandbox;
+
+use crate::{start, until_state};
+
+/// A running dashboard, stopped when dropped.
+struct Served {
+    child: Child,
+    /// host:port
+    addr: String,
+    token: String,
+}
+
+impl Served {
+    fn start(sandbox: &Sandbox) -> Self {
+        let mut child = crate::ccmp_std(sandbox)
+            .arg("dashboard")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim();
+        let rest = url.strip_prefix("http://").expect(url);
+        let (addr, query) = rest.split_once("/?token=").expect(url);
+        Self {
+            child,
+            addr: addr.to_owned(),
+            token: query.to_owned(),
+        }
+    }
+
+    fn cookie(&self) -> String {
+        let port = self.addr.rsplit(':').next().unwrap();
+        format!("ccmp_dashboard_{port}={}", self.token)
+    }
+
+    /// One request; returns the status, the head and the body.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(name, _)| *name == "Host") {
+            request.push_str(&format!("Host: {}\r\n", self.addr));
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, head.to_owned(), body.to_owned())
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String) {
+        self.request("GET", path, &[("Cookie", self.cookie())], "")
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, String, String) {
+        self.request("POST", path, &[("Cookie", self.cookie())], body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CSRF token a page embeds in its forms.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with the CSRF token");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[test]
+fn every_request_needs_the_token_the_right_host_and_posts_the_csrf_token() {
+    let sandbox = Sandbox::new();
+    let served = Served::start(&sandbox);
+    let id = start(&sandbox, "FAKE_HANG");
+    // No token: refused.
+    let (status, head, _) = served.request("GET", "/", &[], "");
+    assert_eq!(status, 401, "{head}");
+    let (status, _, _) = served.request("GET", "/?token=not-it", &[], "");
+    assert_eq!(status, 401);
+    // The token once: kept in a cookie, and out of the address.
+    let (status, head, _) = served.request("GET", &format!("/?token={}", served.token), &[], "");
+    assert_eq!(status, 303, "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("location: /\r\n"), "{head}");
+    assert!(
+        lower.contains("httponly") && lower.contains("samesite=strict"),
+        "{head}"
+    );
+    // A foreign Host (DNS rebinding): refused, token or not.
+    let (status, _, _) = served.request(
+        "GET",
+        "/",
+        &[("Host", "evil.example".into()), ("Cookie", served.cookie())],
+        "",
+    );
+    assert_eq!(status, 421);
+    // With the cookie: the page, with a strict CSP.
+    let (status, head, page) = served.get("/");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{head}"
+    );
+    assert!(page.contains(&id), "{page}");
+    // POSTs need the CSRF token of the page.
+    let (status, _, _) = served.post(&format!("/task/{id}/cancel"), "csrf=wrong");
+    assert_eq!(status, 403);
+    let (status, _, _) = served.post(&format!("/task/{id}/cancel"), "");
+    assert!(matches!(status, 400 | 415 | 422), "{status}");
+    assert_eq!(crate::status_json(&sandbox, &id)["status"], "running");
+    let (status, _, _) = served.post(
+        &format!("/task/{id}/cancel"),
+        &format!("csrf={}", csrf(&page)),
+    );
+    assert_eq!(status, 303);
+    until_state(&sandbox, &id, "cancelled");
+}
+
+#[test]
+fn pages_escape_agent_text_and_the_live_stream_shows_a_task_started_elsewhere() {
+    let sandbox = Sandbox::new();
+    let served = Served::start(&sandbox);
+    let hostile = start(&sandbox, "FAKE_SLEEP=0 <script>alert(1)</script>");
+    until_state(&sandbox, &hostile, "succeeded");
+    let (_, _, page) = served.get("/");
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert(1)"), "{page}");
+    let (status, _, task_page) = served.get(&format!("/task/{hostile}"));
+    assert_eq!(status, 200);
+    assert!(task_page.contains("FAKE-DONE"), "the result: {task_page}");
+    // The live stream: a task started from the CLI after it opened arrives as new rows.
+    let mut stream = TcpStream::connect(&served.addr).unwrap();
+    write!(
+        stream,
+        "GET /live/tasks HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nAccept: text/event-stream\r\n\r\n",
+        served.addr,
+        served.cookie()
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut seen = String::new();
+    let mut read_until = |what: &str, seen: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) => panic!("the stream ended: {seen}"),
+                Ok(_) => seen.push_str(&line),
+                Err(_) => {}
+            }
+            if seen.contains(what) {
+                return;
+            }
+        }
+        panic!("no {what:?} in the stream: {seen}");
+    };
+    read_until(&hostile, &mut seen);
+    let later = start(&sandbox, "FAKE_SLEEP=0 started from the terminal");
+    read_until(&later, &mut seen);
+    assert!(seen.contains("event: rows"), "{seen}");
+    // Filters that name no state are refused, saying why.
+    let (status, _, body) = served.get("/?state=done");
+    assert_eq!(status, 400);
+    assert!(body.contains("done"), "{body}");
+}
