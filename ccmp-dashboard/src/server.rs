@@ -115,6 +115,7 @@ fn router(state: AppState) -> Router {
         .route("/cleanup", post(crate::actions::cleanup))
         .route("/static/app.js", get(script))
         .route("/static/style.css", get(style))
+        .route("/static/icon.svg", get(icon))
         .layer(axum::middleware::from_fn_with_state(secrets, guard))
         .with_state(state)
 }
@@ -123,6 +124,13 @@ async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("../static/app.js"),
+    )
+}
+
+async fn icon() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        include_str!("../static/icon.svg"),
     )
 }
 

@@ -12,15 +12,15 @@ use ccmp_tests::Sandbox;
 use crate::{start, until_state};
 
 /// A running dashboard, stopped when dropped.
-struct Served {
+pub struct Served {
     child: Child,
     /// host:port
-    addr: String,
-    token: String,
+    pub addr: String,
+    pub token: String,
 }
 
 impl Served {
-    fn start(sandbox: &Sandbox) -> Self {
+    pub fn start(sandbox: &Sandbox) -> Self {
         let mut child = crate::ccmp_std(sandbox)
             .arg("dashboard")
             .stdout(Stdio::piped())

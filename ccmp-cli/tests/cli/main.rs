@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `ccmp` binary, with the fake agent and a temporary state dir.
 
 mod approvals;
+mod browser;
 mod commands;
 mod cross;
 mod dashboard;
