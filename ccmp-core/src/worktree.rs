@@ -263,6 +263,72 @@ pub(crate) fn summarize(worktree: &Worktree) -> Result<DiffSummary, WorktreeErro
     Ok(summary)
 }
 
+/// The most bytes of patch text [`file_diffs`] returns; the rest is cut, and said to be.
+pub const MAX_DIFF_BYTES: usize = 1024 * 1024;
+
+/// One file's change against the base commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileDiff {
+    /// The file's path in the repository.
+    pub path: String,
+    /// Its patch (unified diff), or for a new file git does not track yet, its content as added
+    /// lines.
+    pub patch: String,
+}
+
+/// What a task changed in its worktree against the base commit, file by file: committed and
+/// uncommitted changes, and new files. Cut at [`MAX_DIFF_BYTES`] (then `truncated` is true).
+pub fn file_diffs(worktree: &Worktree) -> Result<(Vec<FileDiff>, bool), WorktreeError> {
+    let dir = &worktree.path;
+    let patch = git(
+        dir,
+        &["diff", "--no-color", "--no-ext-diff", &worktree.base_commit],
+    )?;
+    let mut files = Vec::new();
+    let mut size = 0usize;
+    let mut truncated = false;
+    for part in patch.split("\ndiff --git ").filter(|p| !p.is_empty()) {
+        let part = part.strip_prefix("diff --git ").unwrap_or(part);
+        // "a/path b/path" on the first line.
+        let first = part.lines().next().unwrap_or_default();
+        let path = first
+            .split(" b/")
+            .nth(1)
+            .unwrap_or(first.trim_start_matches("a/"))
+            .to_owned();
+        if size + part.len() > MAX_DIFF_BYTES {
+            truncated = true;
+            break;
+        }
+        size += part.len();
+        files.push(FileDiff {
+            path,
+            patch: format!("diff --git {part}"),
+        });
+    }
+    let untracked = git(dir, &["ls-files", "--others", "--exclude-standard", "-z"])?;
+    for file in untracked.split('\0').filter(|f| !f.is_empty()) {
+        let text = match fs::read(dir.join(file)) {
+            Ok(bytes) if !bytes.contains(&0) => String::from_utf8_lossy(&bytes)
+                .lines()
+                .map(|l| format!("+{l}\n"))
+                .collect(),
+            Ok(_) => "(a binary file)\n".to_owned(),
+            Err(e) => format!("(cannot be read: {e})\n"),
+        };
+        if truncated || size + text.len() > MAX_DIFF_BYTES {
+            truncated = true;
+            break;
+        }
+        size += text.len();
+        files.push(FileDiff {
+            path: file.to_owned(),
+            patch: format!("new file (not yet added to git)\n{text}"),
+        });
+    }
+    Ok((files, truncated))
+}
+
 /// Whether `worktree` is one ccmp created: under `root`, and registered with git on its branch.
 pub(crate) fn is_ours(worktree: &Worktree, root: &Path) -> bool {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_owned());

@@ -176,6 +176,11 @@ pub(crate) struct TaskPage {
     pub live: bool,
     pub asking: Option<Asking>,
     pub worktree: Option<String>,
+    /// The worktree's changes against its base commit, file by file (a worktree task whose
+    /// worktree is still there).
+    pub diffs: Vec<ccmp_core::worktree::FileDiff>,
+    pub diff_cut: bool,
+    pub diff_error: Option<String>,
 }
 
 /// The part of a task page that changes while it runs.
@@ -233,7 +238,22 @@ pub(crate) async fn task(State(state): State<AppState>, Path(id): Path<String>) 
         Ok(chunk) => (chunk.text, chunk.next_offset, chunk.offset > 0),
         Err(_) => (String::new(), 0, false),
     };
+    let (diffs, diff_cut, diff_error) = match record.worktree.clone() {
+        Some(worktree) if worktree.path.is_dir() => {
+            match tokio::task::spawn_blocking(move || ccmp_core::worktree::file_diffs(&worktree))
+                .await
+            {
+                Ok(Ok((diffs, cut))) => (diffs, cut, None),
+                Ok(Err(e)) => (Vec::new(), false, Some(e.to_string())),
+                Err(e) => (Vec::new(), false, Some(e.to_string())),
+            }
+        }
+        _ => (Vec::new(), false, None),
+    };
     page(&TaskPage {
+        diffs,
+        diff_cut,
+        diff_error,
         csrf: state.secrets.csrf.clone(),
         id: view.id.clone(),
         short_id: view.short_id.clone(),

@@ -202,3 +202,51 @@ fn pages_escape_agent_text_and_the_live_stream_shows_a_task_started_elsewhere() 
     assert_eq!(status, 400);
     assert!(body.contains("done"), "{body}");
 }
+
+#[test]
+fn a_worktree_tasks_page_shows_its_changes_file_by_file() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.work();
+    let git = |args: &[&str]| ccmp_tests::git(&dir, args);
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("api.py"), "def f(x):\n    return x\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    let out = crate::ccmp(&sandbox)
+        .args([
+            "start",
+            "--worktree",
+            "--wait",
+            "FAKE_WRITE=api.py type hints",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let id = String::from_utf8(out).unwrap().trim().to_owned();
+    // A file the agent made and git does not track yet counts too.
+    let worktree = crate::status_json(&sandbox, &id)["worktree"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        std::path::Path::new(&worktree).join("NOTES.md"),
+        "# <b>notes</b>\n",
+    )
+    .unwrap();
+    let served = Served::start(&sandbox);
+    let (status, _, page) = served.get(&format!("/task/{id}"));
+    assert_eq!(status, 200);
+    assert!(page.contains("Changes against the base commit"), "{page}");
+    assert!(page.contains("<summary>NOTES.md</summary>"), "{page}");
+    assert!(
+        page.contains("+# &#60;b&#62;notes&#60;/b&#62;"),
+        "escaped: {page}"
+    );
+    assert!(page.contains("<summary>api.py</summary>"), "{page}");
+    assert!(page.contains("diff --git a/api.py b/api.py"), "{page}");
+    // The row says it runs in a worktree.
+    let (_, _, tasks) = served.get("/");
+    assert!(tasks.contains("⎇"), "{tasks}");
+}
