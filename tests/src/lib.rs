@@ -2,6 +2,7 @@
 //! environment for the fake agent, polling with a deadline (never fixed sleeps), and a real
 //! pseudo-terminal through tmux.
 
+pub mod browser;
 pub mod mcp_client;
 mod tmux;
 

@@ -22,7 +22,10 @@ pub enum Era {
 }
 
 /// A running `ccmp-mcp`, killed when dropped.
-#[allow(missing_debug_implementations)] // holds a child process and a channel
+#[expect(
+    missing_debug_implementations,
+    reason = "holds a child process and a channel"
+)]
 pub struct Mcp {
     pub child: Child,
     stdin: Option<ChildStdin>,
