@@ -722,6 +722,67 @@ fn a_tasks_extension_client_answers_an_approval_through_input_required() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
 }
 
+/// An approval answered on the dashboard, in a real browser, resumes the task: the held
+/// command runs and the task succeeds.
+#[test]
+fn an_approval_answered_on_the_dashboard_resumes_the_task() {
+    let scene = Scene::new();
+    /// Stops the dashboard however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut dashboard = Command::new(workspace_bin("ccmp"))
+        .arg("dashboard")
+        .env("CCMP_STATE_DIR", scene.sandbox.state())
+        .env("CCMP_CLAUDE_BIN", claude())
+        .envs(scene.env())
+        .current_dir(scene.sandbox.work())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(dashboard.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let _dashboard = Stop(dashboard);
+    let base = url.trim().split("/?token=").next().unwrap().to_owned();
+    let ccmp = scene.ccmp(4);
+    let marker = scene.sandbox.work().join("ran.txt");
+    let prompt = format!("PLEASE-BASH echo RAN >> {}", marker.display());
+    let started = ccmp
+        .start(scene.request(&prompt).claude(ccmp_core::ClaudeOptions {
+            ask: vec!["Bash(echo RAN:*)".into()],
+            ..ccmp_core::ClaudeOptions::default()
+        }))
+        .unwrap();
+    poll(Duration::from_secs(60), "the task to ask", || {
+        (ccmp.status(&started.id).unwrap().status == TaskStatus::NeedsApproval).then_some(())
+    });
+    let browser = ccmp_tests::browser::Browser::start();
+    browser.go(url.trim());
+    browser.go(&format!("{base}/inbox"));
+    let asked = browser.text(".asking h2").unwrap_or_default();
+    assert!(asked.contains("Bash: echo RAN"), "{asked}");
+    assert!(!marker.exists());
+    browser.script(
+        "document.querySelector(\".asking form input[value=approve]\").form.submit(); return null;",
+        json!([]),
+    );
+    let done = poll(LONG, "the task to succeed", || {
+        let record = ccmp.status(&started.id).unwrap();
+        record.status.is_terminal().then_some(record)
+    });
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "RAN\n");
+    let errors = browser.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_a_slow_reply_leaves_nothing_running() {
     let scene = Scene::new();
