@@ -773,6 +773,146 @@ fn long_line(_sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
 /// One figure's measurement.
 type Step = fn(&Sizes, &mut Vec<Row>) -> anyhow::Result<()>;
 
+/// `ccmp dashboard` on a state dir, with its address and cookie; killed when dropped.
+struct DashboardProcess {
+    child: Child,
+    addr: String,
+    cookie: String,
+}
+
+impl DashboardProcess {
+    fn start(scene: &Scene) -> anyhow::Result<Self> {
+        let mut child = Command::new(workspace_bin("ccmp"))
+            .arg("dashboard")
+            .env("CCMP_STATE_DIR", scene.path("state"))
+            .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let rest = line.trim().strip_prefix("http://").context("a URL")?;
+        let (addr, token) = rest.split_once("/?token=").context("a token")?;
+        let port = addr.rsplit(':').next().unwrap_or_default();
+        Ok(Self {
+            cookie: format!("ccmp_dashboard_{port}={token}"),
+            addr: addr.to_owned(),
+            child,
+        })
+    }
+
+    /// GETs `path`; returns the body's size.
+    fn get(&self, path: &str) -> anyhow::Result<usize> {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(&self.addr)?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+            self.addr, self.cookie
+        )?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        if !response.starts_with(b"HTTP/1.1 200") {
+            bail!(
+                "{path}: {}",
+                String::from_utf8_lossy(&response[..response.len().min(200)])
+            );
+        }
+        Ok(response.len())
+    }
+
+    /// Opens a live stream and keeps it open (reading nothing) while the value lives.
+    fn open_stream(&self, path: &str) -> anyhow::Result<std::net::TcpStream> {
+        let mut stream = std::net::TcpStream::connect(&self.addr)?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\n\r\n",
+            self.addr, self.cookie
+        )?;
+        Ok(stream)
+    }
+}
+
+impl Drop for DashboardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dashboard(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    // The first page over a big store.
+    let scene = Scene::new()?;
+    let n = sizes.store_sizes[1];
+    populate(&scene.path("state"), &scene.path("work"), n)?;
+    let dashboard = DashboardProcess::start(&scene)?;
+    let first = Instant::now();
+    let bytes = dashboard.get("/")?;
+    let first = first.elapsed();
+    let mut samples: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            dashboard.get("/").map(|_| t.elapsed())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    rows.push(row(
+        format!(
+            "dashboard: tasks page with {n} tasks in the store, first / median of 20 ({bytes} B)"
+        ),
+        format!("{} / {}", ms(first), ms(percentile(&mut samples, 0.5))),
+        "well under 1 s",
+    ));
+    drop(dashboard);
+    // Idle: 50 running tasks, the tasks page and a task page open (their live streams).
+    let scene = Scene::new()?;
+    let tasks = 50;
+    let mut server = scene.server(tasks)?;
+    server.initialize()?;
+    let prompt = format!("FAKE_SLEEP={}", sizes.idle_secs + 30);
+    let ids: Vec<String> = (0..tasks)
+        .map(|_| {
+            server
+                .call("start_cc_task_async", json!({"prompt": prompt}))
+                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let store = FsStore::open(scene.path("state"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids.iter().all(|id| {
+        store
+            .resolve(id)
+            .ok()
+            .and_then(|id| store.load(&id).ok())
+            .is_some_and(|r| r.status == TaskStatus::Running)
+    }) {
+        if Instant::now() > deadline {
+            bail!("the idle tasks never all started");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dashboard = DashboardProcess::start(&scene)?;
+    let _table = dashboard.open_stream("/live/tasks")?;
+    let _task = dashboard.open_stream(&format!("/live/task/{}", ids[0]))?;
+    // Let the first renders go out, then measure.
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = dashboard.child.id() as i32;
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(sizes.idle_secs));
+    let after = cpu_ticks(pid);
+    rows.push(row(
+        format!(
+            "dashboard idle CPU with {tasks} running tasks and two live pages open, over {} s",
+            sizes.idle_secs
+        ),
+        format!("{:.2} CPU-s", (after - before) as f64 / 100.0),
+        "~0",
+    ));
+    for id in &ids {
+        let _ = server.call("cancel_task", json!({"task_id": id}));
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick { QUICK } else { FULL };
@@ -786,7 +926,7 @@ fn main() -> anyhow::Result<()> {
     // come with "status and list", whose server RSS the memory figure reports).
     let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
     let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
-    let steps: [(&str, Step); 7] = [
+    let steps: [(&str, Step); 8] = [
         ("cold start", cold_start),
         ("tools/list", tools_list),
         ("start latency", start_latency),
@@ -794,6 +934,7 @@ fn main() -> anyhow::Result<()> {
         ("queue latency", queue_latency),
         ("waiting line", waiting_line),
         ("long line", long_line),
+        ("dashboard", dashboard),
     ];
     for (name, step) in steps.into_iter().filter(|(name, _)| wanted(name)) {
         eprintln!("ccmp-bench: {name}…");
