@@ -172,7 +172,10 @@ pub(crate) struct TaskPage {
     pub result_html: String,
     pub transcript: String,
     pub transcript_offset: u64,
-    pub transcript_cut: bool,
+    /// Where the page before this one of the transcript starts, if there is one.
+    pub earlier: Option<u64>,
+    /// Whether this is an earlier page of the transcript (then it does not follow).
+    pub paged: bool,
     pub live: bool,
     pub asking: Option<Asking>,
     pub worktree: Option<String>,
@@ -217,7 +220,17 @@ impl TaskHeader {
     }
 }
 
-pub(crate) async fn task(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+/// Which page of the transcript: the end (default), or the one that ends at `before`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Page {
+    before: Option<u64>,
+}
+
+pub(crate) async fn task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(page_of): Query<Page>,
+) -> Response {
     let record = match state
         .ccmp
         .resolve(&id)
@@ -227,17 +240,29 @@ pub(crate) async fn task(State(state): State<AppState>, Path(id): Path<String>) 
         Err(e) => return problem(StatusCode::NOT_FOUND, e.to_string()),
     };
     let view = state.ccmp.view(&record);
-    let (transcript, transcript_offset, transcript_cut) = match state.ccmp.output(
-        &record.id,
-        OutputSource::Transcript,
-        ccmp_core::LogRange::Tail {
+    let range = match page_of.before {
+        Some(before) => ccmp_core::LogRange::Bytes {
+            offset: before.saturating_sub(TRANSCRIPT_TAIL as u64),
+            limit: TRANSCRIPT_TAIL.min(before as usize),
+        },
+        None => ccmp_core::LogRange::Tail {
             lines: usize::MAX,
             limit: TRANSCRIPT_TAIL,
         },
-    ) {
-        Ok(chunk) => (chunk.text, chunk.next_offset, chunk.offset > 0),
-        Err(_) => (String::new(), 0, false),
     };
+    let (transcript, transcript_offset, earlier) =
+        match state
+            .ccmp
+            .output(&record.id, OutputSource::Transcript, range)
+        {
+            Ok(chunk) => (
+                chunk.text,
+                chunk.next_offset,
+                (chunk.offset > 0).then_some(chunk.offset),
+            ),
+            Err(_) => (String::new(), 0, None),
+        };
+    let paged = page_of.before.is_some();
     let (diffs, diff_cut, diff_error) = match record.worktree.clone() {
         Some(worktree) if worktree.path.is_dir() => {
             match tokio::task::spawn_blocking(move || ccmp_core::worktree::file_diffs(&worktree))
@@ -276,8 +301,9 @@ pub(crate) async fn task(State(state): State<AppState>, Path(id): Path<String>) 
             .unwrap_or_default(),
         transcript,
         transcript_offset,
-        transcript_cut,
-        live: !record.status.is_terminal(),
+        earlier,
+        paged,
+        live: !record.status.is_terminal() && !paged,
         asking: Asking::of(&record),
         worktree: view.worktree.as_ref().map(|w| {
             format!(

@@ -250,3 +250,40 @@ fn a_worktree_tasks_page_shows_its_changes_file_by_file() {
     let (_, _, tasks) = served.get("/");
     assert!(tasks.contains("⎇"), "{tasks}");
 }
+
+#[test]
+fn a_long_transcript_is_paged_from_its_end_back_to_its_start() {
+    let sandbox = Sandbox::new();
+    let id = start(&sandbox, "FAKE_SLEEP=0 FAKE_TOOLS=1500 many tools");
+    until_state(&sandbox, &id, "succeeded");
+    let served = Served::start(&sandbox);
+    let (_, _, mut page) = served.get(&format!("/task/{id}"));
+    assert!(
+        page.contains("[result] succeeded"),
+        "the latest page ends the transcript"
+    );
+    assert!(
+        !page.contains("[session]"),
+        "the start is on an earlier page"
+    );
+    let mut pages = 1;
+    while let Some(at) = page.find("?before=") {
+        let rest = &page[at + "?before=".len()..];
+        let before: u64 = rest[..rest.find('"').unwrap()].parse().unwrap();
+        let (status, _, earlier) = served.get(&format!("/task/{id}?before={before}"));
+        assert_eq!(status, 200);
+        assert!(earlier.contains("Latest (live)"), "{earlier}");
+        assert!(
+            !earlier.contains("data-live=\"/live"),
+            "an earlier page does not follow"
+        );
+        page = earlier;
+        pages += 1;
+        assert!(pages < 20, "paging must reach the start");
+    }
+    assert!(pages >= 3, "{pages} pages");
+    assert!(
+        page.contains("[session]"),
+        "the first page starts the transcript"
+    );
+}
