@@ -11,6 +11,8 @@ use crate::error::ConfigError;
 pub const MAX_PARALLEL_ENV: &str = "CCMP_MAX_PARALLEL";
 /// The environment variable that names the Claude Code program.
 pub const CLAUDE_BIN_ENV: &str = "CCMP_CLAUDE_BIN";
+/// The environment variable that names the Codex CLI program.
+pub const CODEX_BIN_ENV: &str = "CCMP_CODEX_BIN";
 /// The environment variable that sets the grace period between TERM and KILL, in seconds.
 pub const GRACE_ENV: &str = "CCMP_GRACE_SECS";
 
@@ -29,6 +31,8 @@ pub struct Config {
     /// The Claude Code program run when a request names none (a bare name is looked up on
     /// PATH).
     pub claude_program: OsString,
+    /// The Codex CLI program, likewise.
+    pub codex_program: OsString,
 }
 
 impl Default for Config {
@@ -37,6 +41,7 @@ impl Default for Config {
             max_parallel: DEFAULT_MAX_PARALLEL,
             grace: DEFAULT_GRACE,
             claude_program: OsString::from(AgentKind::Claude.default_program()),
+            codex_program: OsString::from(AgentKind::Codex.default_program()),
         }
     }
 }
@@ -46,10 +51,12 @@ impl Config {
     pub fn program_for(&self, kind: AgentKind) -> &OsString {
         match kind {
             AgentKind::Claude => &self.claude_program,
+            AgentKind::Codex => &self.codex_program,
         }
     }
 
-    /// Defaults overridden by `CCMP_MAX_PARALLEL`, `CCMP_GRACE_SECS` and `CCMP_CLAUDE_BIN`.
+    /// Defaults overridden by `CCMP_MAX_PARALLEL`, `CCMP_GRACE_SECS`, `CCMP_CLAUDE_BIN` and
+    /// `CCMP_CODEX_BIN`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut config = Self::default();
         if let Some(value) = env_value(MAX_PARALLEL_ENV) {
@@ -77,6 +84,9 @@ impl Config {
         }
         if let Some(program) = std::env::var_os(CLAUDE_BIN_ENV).filter(|p| !p.is_empty()) {
             config.claude_program = program;
+        }
+        if let Some(program) = std::env::var_os(CODEX_BIN_ENV).filter(|p| !p.is_empty()) {
+            config.codex_program = program;
         }
         Ok(config)
     }

@@ -53,6 +53,18 @@ pub enum SpecError {
         /// The directory as given.
         path: PathBuf,
     },
+    /// A setting the task's agent does not have.
+    #[error("{field} is a setting of {owner}, not of {agent}; {instead}")]
+    NotForAgent {
+        /// The setting.
+        field: &'static str,
+        /// The agent that has it.
+        owner: &'static str,
+        /// The task's agent.
+        agent: &'static str,
+        /// What that agent takes instead.
+        instead: &'static str,
+    },
     /// A text field holds characters the agent cannot take.
     #[error("{field} `{value}` is not valid: {reason}")]
     InvalidField {

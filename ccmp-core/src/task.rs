@@ -331,7 +331,7 @@ pub struct Attempt {
 impl TaskRecord {
     /// A new queued record for `spec`.
     pub fn new(spec: TaskSpec) -> Self {
-        Self {
+        let mut record = Self {
             schema: SCHEMA_WITHOUT_NEW_STATES,
             id: TaskId::new(),
             spec,
@@ -352,7 +352,9 @@ impl TaskRecord {
             parked_until: None,
             pending_approval: None,
             resume_answered: false,
-        }
+        };
+        record.stamp_schema();
+        record
     }
 
     /// Moves a live record to another live state (`queued`, `running`, `parked`), keeping the
@@ -367,9 +369,16 @@ impl TaskRecord {
     }
 
     fn stamp_schema(&mut self) {
-        self.schema = match self.status {
-            TaskStatus::Skipped | TaskStatus::Parked | TaskStatus::NeedsApproval => SCHEMA_VERSION,
-            _ => SCHEMA_WITHOUT_NEW_STATES,
+        // Older builds cannot read a state or an agent they do not know: such a record is
+        // written as the newer schema, which they report as newer instead of misreading.
+        let newer = matches!(
+            self.status,
+            TaskStatus::Skipped | TaskStatus::Parked | TaskStatus::NeedsApproval
+        ) || self.spec.agent_kind() != crate::agent::AgentKind::Claude;
+        self.schema = if newer {
+            SCHEMA_VERSION
+        } else {
+            SCHEMA_WITHOUT_NEW_STATES
         };
     }
 

@@ -14,15 +14,16 @@ use serde::Deserialize;
 pub struct TaskParams {
     /// What to do.
     pub prompt: String,
-    /// Default: the server's dir.
     pub working_dir: Option<String>,
+    /// claude (default) or codex.
+    pub agent: Option<String>,
     /// sonnet, opus, haiku or full id.
     pub model: Option<String>,
     /// Default true.
     pub skip_permissions: Option<bool>,
     /// Seconds.
     pub timeout: Option<f64>,
-    /// Claude Code's --permission-mode.
+    /// claude's --permission-mode.
     pub permission_mode: Option<String>,
     pub allowed_tools: Option<Vec<String>>,
     /// Most turns.
@@ -63,6 +64,26 @@ impl TaskParams {
         if ask_all {
             ask.clear();
         }
+        let kind = match self.agent.as_deref() {
+            None => ccmp_core::AgentKind::Claude,
+            Some(name) => name.parse::<ccmp_core::AgentKind>()?,
+        };
+        let agent = ccmp_core::AgentOptions::for_agent(
+            kind,
+            ccmp_core::ClaudeOptions {
+                skip_permissions: self.skip_permissions,
+                permission_mode: self.permission_mode,
+                allowed_tools: self.allowed_tools.unwrap_or_default(),
+                max_turns: self.max_turns,
+                max_budget_usd: self.max_budget_usd,
+                append_system_prompt: self.append_system_prompt,
+                ask,
+                ask_all,
+                ..ccmp_core::ClaudeOptions::default()
+            },
+            None,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(TaskRequest {
             prompt: self.prompt,
             working_dir: self.working_dir.map(PathBuf::from),
@@ -73,19 +94,9 @@ impl TaskParams {
             after,
             retries: self.retries,
             notify: self.notify.unwrap_or(false),
+            agent,
             ..TaskRequest::default()
-        }
-        .claude(ccmp_core::ClaudeOptions {
-            skip_permissions: self.skip_permissions,
-            permission_mode: self.permission_mode,
-            allowed_tools: self.allowed_tools.unwrap_or_default(),
-            max_turns: self.max_turns,
-            max_budget_usd: self.max_budget_usd,
-            append_system_prompt: self.append_system_prompt,
-            ask,
-            ask_all,
-            ..ccmp_core::ClaudeOptions::default()
-        }))
+        })
     }
 }
 

@@ -154,7 +154,7 @@ impl Server {
 
 #[tool_router]
 impl Server {
-    /// Run a Claude Code task and wait for its result (up to max_wait_s).
+    /// Run a coding-agent task and wait for its result (up to max_wait_s).
     #[tool(
         annotations(read_only_hint = false, destructive_hint = false, open_world_hint = true),
         output_schema = rmcp::handler::server::tool::schema_for_output::<TaskReply>()
@@ -245,7 +245,7 @@ impl Server {
         }
     }
 
-    /// Start a Claude Code task in the background and return its id at once. Tasks outlive
+    /// Start a coding-agent task in the background and return its id at once. Tasks outlive
     /// this session.
     #[tool(annotations(
         read_only_hint = false,
@@ -485,7 +485,7 @@ impl ServerHandler for Server {
         )
         .with_server_info(Implementation::new("ccmp", env!("CARGO_PKG_VERSION")))
         .with_instructions(
-            "Runs Claude Code agents as background tasks, many in parallel. To hand off work: \
+            "Runs coding agents (Claude Code, or Codex with agent=codex) as background tasks, many in parallel. To hand off work: \
              start_cc_task_async(prompt, working_dir) once per job (returns an id at once), keep \
              working, then wait_for_tasks(task_ids) to collect the results; do not poll \
              check_task_status. execute_cc_task runs one task and waits for it. \

@@ -43,6 +43,8 @@ pub fn server_command(sandbox: &Sandbox) -> Command {
     let mut cmd = Command::new(workspace_bin("ccmp-mcp"));
     cmd.env("CCMP_STATE_DIR", sandbox.state())
         .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_CODEX_BIN", workspace_bin("fake-codex"))
+        .env("CODEX_HOME", sandbox.path("codex-home"))
         .env("CCMP_MAX_PARALLEL", "4")
         .env("CCMP_GRACE_SECS", "1.5")
         .env("IS_SANDBOX", "1")

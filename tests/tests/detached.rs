@@ -20,6 +20,7 @@ fn ccmp(sandbox: &Sandbox, max_parallel: usize) -> Ccmp {
         max_parallel,
         grace: Duration::from_millis(1500),
         claude_program: workspace_bin("fake-claude").into_os_string(),
+        ..Config::default()
     };
     Ccmp::open_with_runner(
         FsStore::open(sandbox.state()).unwrap(),

@@ -123,6 +123,7 @@ impl Scene {
             max_parallel,
             grace: Duration::from_secs(5),
             claude_program: claude().into_os_string(),
+            ..Config::default()
         };
         Ccmp::open_with_runner(
             FsStore::open(self.sandbox.state()).unwrap(),

@@ -24,6 +24,7 @@ fn config(max_parallel: usize) -> Config {
         max_parallel,
         grace: Duration::from_millis(1500),
         claude_program: workspace_bin("fake-claude").into_os_string(),
+        ..Config::default()
     }
 }
 

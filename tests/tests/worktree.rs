@@ -28,6 +28,7 @@ fn ccmp(sandbox: &Sandbox) -> Ccmp {
         max_parallel: 4,
         grace: Duration::from_millis(1500),
         claude_program: workspace_bin("fake-claude").into_os_string(),
+        ..Config::default()
     };
     Ccmp::open_with_runner(
         FsStore::open(sandbox.state()).unwrap(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ccmp_core::{Ccmp, ClaudeOptions, Isolation, TaskRequest};
+use ccmp_core::{AgentKind, AgentOptions, Ccmp, ClaudeOptions, Isolation, TaskRequest};
 use clap::Args;
 
 use super::common::{parse_seconds, read_prompt};
@@ -19,7 +19,10 @@ pub struct TaskOptions {
     /// Directory to work in (default: the current directory).
     #[arg(short = 'C', long, value_name = "DIR")]
     pub working_dir: Option<PathBuf>,
-    /// Model: sonnet, opus, haiku or a full model id.
+    /// The coding agent: claude (Claude Code, the default) or codex (OpenAI's Codex CLI).
+    #[arg(short, long, value_name = "AGENT")]
+    pub agent: Option<String>,
+    /// Model: for Claude Code sonnet, opus, haiku or a full model id; for Codex its model id.
     #[arg(short, long)]
     pub model: Option<String>,
     /// Stop the task after this long: seconds, or a duration like 30m or 2h.
@@ -82,6 +85,10 @@ pub struct ClaudeArgs {
     /// Ask before every tool use.
     #[arg(long)]
     pub ask_all: bool,
+    /// Codex only: its sandbox (read-only, workspace-write or danger-full-access), with
+    /// --no-skip-permissions.
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<String>,
 }
 
 impl From<ClaudeArgs> for ClaudeOptions {
@@ -98,6 +105,37 @@ impl From<ClaudeArgs> for ClaudeOptions {
             ask: args.ask,
             ask_all: args.ask_all,
         }
+    }
+}
+
+impl ClaudeArgs {
+    /// The agent's options, refusing flags the agent does not have.
+    fn for_agent(mut self, kind: AgentKind) -> anyhow::Result<AgentOptions> {
+        let sandbox = self.sandbox.take();
+        AgentOptions::for_agent(kind, self.into(), sandbox).map_err(|e| match e {
+            // In the CLI's words: flags, not fields.
+            ccmp_core::SpecError::NotForAgent {
+                field,
+                owner,
+                agent,
+                ..
+            } => {
+                let flag = if field == "ask" {
+                    "--ask/--ask-all".to_owned()
+                } else {
+                    format!("--{}", field.replace('_', "-"))
+                };
+                let instead = match kind {
+                    AgentKind::Codex => "a codex task takes --no-skip-permissions and --sandbox",
+                    AgentKind::Claude => "use --permission-mode or --allowed-tools",
+                };
+                UsageError(format!(
+                    "{flag} is an option of {owner}, not of {agent}; {instead}"
+                ))
+                .into()
+            }
+            other => anyhow::Error::new(other),
+        })
     }
 }
 
@@ -120,7 +158,14 @@ impl TaskOptions {
                 .ok_or_else(|| UsageError(format!("--env takes NAME=VALUE, got `{pair}`")))?;
             env.insert(name.to_owned(), value.to_owned());
         }
+        let kind = match self.agent.as_deref() {
+            None => AgentKind::Claude,
+            Some(name) => name
+                .parse::<AgentKind>()
+                .map_err(|e| UsageError(format!("--agent: {e}")))?,
+        };
         Ok(TaskRequest {
+            agent: self.claude.for_agent(kind)?,
             prompt,
             working_dir: self.working_dir,
             model: self.model,
@@ -133,7 +178,6 @@ impl TaskOptions {
             park_on_usage_limit: self.no_park.then_some(false),
             notify: self.notify,
             ..TaskRequest::default()
-        }
-        .claude(self.claude.into()))
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `ccmp` binary, with the fake agent and a temporary state dir.
 
+mod agents;
 mod approvals;
 mod browser;
 mod commands;
@@ -31,6 +32,8 @@ pub fn ccmp_std(sandbox: &Sandbox) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ccmp"));
     cmd.env("CCMP_STATE_DIR", sandbox.state())
         .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_CODEX_BIN", workspace_bin("fake-codex"))
+        .env("CODEX_HOME", sandbox.path("codex-home"))
         .env("CCMP_GRACE_SECS", "1.5")
         .env("IS_SANDBOX", "1")
         .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))

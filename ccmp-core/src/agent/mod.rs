@@ -10,6 +10,7 @@
 //! The prompt never meets a shell or the agent's flag parser: it is written to the agent's stdin.
 
 mod claude;
+mod codex;
 pub(crate) mod long_line;
 
 use std::ffi::OsString;
@@ -20,6 +21,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use self::claude::{ClaudeOptions, ClaudeOutcome, PERMISSION_MODES, STRIPPED_ENV};
+pub use self::codex::{CodexOptions, SANDBOX_MODES};
 use crate::error::SpecError;
 use crate::spec::TaskSpec;
 pub use crate::task::AgentOutcome;
@@ -39,16 +41,19 @@ pub enum AgentKind {
     /// Claude Code (`claude -p`).
     #[default]
     Claude,
+    /// OpenAI's Codex CLI (`codex exec --json`).
+    Codex,
 }
 
 impl AgentKind {
     /// Every agent ccmp can run.
-    pub const ALL: [AgentKind; 1] = [Self::Claude];
+    pub const ALL: [AgentKind; 2] = [Self::Claude, Self::Codex];
 
     /// The agent's name, as frontends and records spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Claude => "claude",
+            Self::Codex => "codex",
         }
     }
 
@@ -56,6 +61,7 @@ impl AgentKind {
     pub fn default_program(self) -> &'static str {
         match self {
             Self::Claude => "claude",
+            Self::Codex => "codex",
         }
     }
 
@@ -63,6 +69,7 @@ impl AgentKind {
     pub fn program_env(self) -> &'static str {
         match self {
             Self::Claude => crate::config::CLAUDE_BIN_ENV,
+            Self::Codex => crate::config::CODEX_BIN_ENV,
         }
     }
 
@@ -73,6 +80,10 @@ impl AgentKind {
                 "install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set {} to the path of the `claude` binary",
                 self.program_env()
             ),
+            Self::Codex => format!(
+                "install the Codex CLI (`npm install -g @openai/codex`) or set {} to the path of the `codex` binary",
+                self.program_env()
+            ),
         }
     }
 
@@ -80,6 +91,7 @@ impl AgentKind {
     pub(crate) fn model_hint(self) -> &'static str {
         match self {
             Self::Claude => "use an alias (sonnet, opus, haiku) or a full model id",
+            Self::Codex => "use a model id Codex knows, such as gpt-5-codex",
         }
     }
 
@@ -87,6 +99,7 @@ impl AgentKind {
     pub(crate) fn check_session(self, session: &str) -> Result<String, SpecError> {
         match self {
             Self::Claude => claude::check_session(session),
+            Self::Codex => codex::check_session(session),
         }
     }
 
@@ -94,6 +107,8 @@ impl AgentKind {
     pub(crate) fn stripped_env(self) -> &'static [&'static str] {
         match self {
             Self::Claude => &STRIPPED_ENV,
+            // A Codex run inside a Claude Code task is fine; nothing of Codex's own leaks.
+            Self::Codex => &[],
         }
     }
 
@@ -101,6 +116,7 @@ impl AgentKind {
     pub(crate) fn parser(self) -> OutputParser {
         match self {
             Self::Claude => OutputParser::Claude(claude::ClaudeStream::default()),
+            Self::Codex => OutputParser::Codex(codex::CodexStream::default()),
         }
     }
 }
@@ -128,6 +144,8 @@ impl FromStr for AgentKind {
 pub enum AgentOptions {
     /// Claude Code.
     Claude(ClaudeOptions),
+    /// OpenAI's Codex CLI.
+    Codex(CodexOptions),
 }
 
 impl Default for AgentOptions {
@@ -147,6 +165,56 @@ impl AgentOptions {
     pub fn kind(&self) -> AgentKind {
         match self {
             Self::Claude(_) => AgentKind::Claude,
+            Self::Codex(_) => AgentKind::Codex,
+        }
+    }
+
+    /// The options of a task run by `kind`, from the settings frontends take for every agent:
+    /// Claude Code's (`claude`) and Codex's `sandbox`. A setting the agent does not have is an
+    /// error that names it, so nothing is silently ignored.
+    pub fn for_agent(
+        kind: AgentKind,
+        claude: ClaudeOptions,
+        sandbox: Option<String>,
+    ) -> Result<Self, SpecError> {
+        match kind {
+            AgentKind::Claude => {
+                if sandbox.is_some() {
+                    return Err(SpecError::NotForAgent {
+                        field: "sandbox",
+                        owner: "Codex",
+                        agent: "Claude Code",
+                        instead: "use permission_mode or allowed_tools",
+                    });
+                }
+                Ok(Self::Claude(claude))
+            }
+            AgentKind::Codex => {
+                let only_claude = [
+                    ("permission_mode", claude.permission_mode.is_some()),
+                    ("allowed_tools", !claude.allowed_tools.is_empty()),
+                    ("max_turns", claude.max_turns.is_some()),
+                    ("max_budget_usd", claude.max_budget_usd.is_some()),
+                    (
+                        "append_system_prompt",
+                        claude.append_system_prompt.is_some(),
+                    ),
+                    ("add_dirs", !claude.add_dirs.is_empty()),
+                    ("ask", !claude.ask.is_empty() || claude.ask_all),
+                ];
+                if let Some((field, _)) = only_claude.iter().find(|(_, set)| *set) {
+                    return Err(SpecError::NotForAgent {
+                        field,
+                        owner: "Claude Code",
+                        agent: "Codex",
+                        instead: "a Codex task takes skip_permissions and sandbox",
+                    });
+                }
+                Ok(Self::Codex(CodexOptions {
+                    skip_permissions: claude.skip_permissions,
+                    sandbox,
+                }))
+            }
         }
     }
 
@@ -154,6 +222,7 @@ impl AgentOptions {
     pub fn claude(&self) -> Option<&ClaudeOptions> {
         match self {
             Self::Claude(options) => Some(options),
+            Self::Codex(_) => None,
         }
     }
 
@@ -161,6 +230,7 @@ impl AgentOptions {
     pub(crate) fn validate(self) -> Result<Self, SpecError> {
         match self {
             Self::Claude(options) => options.validate().map(Self::Claude),
+            Self::Codex(options) => options.validate().map(Self::Codex),
         }
     }
 
@@ -168,6 +238,7 @@ impl AgentOptions {
     pub(crate) fn args(&self, spec: &TaskSpec) -> Vec<OsString> {
         match self {
             Self::Claude(options) => options.args(spec),
+            Self::Codex(options) => options.args(spec),
         }
     }
 }
@@ -213,6 +284,7 @@ pub(crate) struct Parsed {
 #[derive(Debug, Clone)]
 pub(crate) enum OutputParser {
     Claude(claude::ClaudeStream),
+    Codex(codex::CodexStream),
 }
 
 impl OutputParser {
@@ -221,6 +293,7 @@ impl OutputParser {
         let mut parser = kind.parser();
         match &mut parser {
             Self::Claude(stream) => stream.live = live,
+            Self::Codex(stream) => stream.live = live,
         }
         parser
     }
@@ -229,6 +302,7 @@ impl OutputParser {
     pub fn feed(&mut self, line: &[u8]) -> Parsed {
         match self {
             Self::Claude(stream) => stream.feed(line),
+            Self::Codex(stream) => stream.feed(line),
         }
     }
 
@@ -236,6 +310,14 @@ impl OutputParser {
     pub fn feed_long(&mut self, long: long_line::LongResult) -> Parsed {
         match self {
             Self::Claude(stream) => stream.feed_long(long),
+            // Codex's events are small; a huge line is only in the stdout log.
+            Self::Codex(_) => Parsed {
+                changed: false,
+                transcript: Some(format!(
+                    "[output] a line of {} bytes, too long to show here; it is in the stdout log",
+                    long.line_bytes
+                )),
+            },
         }
     }
 
@@ -243,6 +325,7 @@ impl OutputParser {
     pub fn saw_result(&self) -> bool {
         match self {
             Self::Claude(stream) => stream.result.is_some(),
+            Self::Codex(stream) => stream.saw_result(),
         }
     }
 
@@ -250,6 +333,7 @@ impl OutputParser {
     pub fn live(&self) -> &Live {
         match self {
             Self::Claude(stream) => &stream.live,
+            Self::Codex(stream) => &stream.live,
         }
     }
 
@@ -257,6 +341,7 @@ impl OutputParser {
     fn judge(&self, exit: Exit, stderr_tail: &str) -> (bool, Outcome) {
         match self {
             Self::Claude(stream) => stream.judge(exit, stderr_tail),
+            Self::Codex(stream) => stream.judge(exit, stderr_tail),
         }
     }
 }

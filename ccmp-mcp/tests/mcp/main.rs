@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `ccmp-mcp` binary over stdio, with raw JSON-RPC in both protocol
 //! eras, and the fake agent as `claude`.
 
+mod agents;
 mod approvals;
 mod budgets;
 mod client;
