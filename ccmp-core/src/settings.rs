@@ -80,6 +80,10 @@ pub struct Settings {
     /// The approval rules a task started without its own gets (see [`crate::approval`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ask: Vec<String>,
+    /// The agent tasks run when they name none and their group has no default (None: Claude
+    /// Code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::AgentKind>,
     /// Where events are sent (see [`crate::events`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifiers: Vec<crate::events::Notifier>,
@@ -119,6 +123,9 @@ pub struct GroupSettings {
     /// The group's spend limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// The agent the group's tasks run when they name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::AgentKind>,
 }
 
 impl Settings {
@@ -165,6 +172,7 @@ impl Settings {
             budget_reservation_usd: DEFAULT_RESERVATION_USD,
             ask: Vec::new(),
             notifiers: Vec::new(),
+            agent: None,
         }
     }
 

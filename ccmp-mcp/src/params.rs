@@ -48,7 +48,11 @@ pub struct TaskParams {
 impl TaskParams {
     /// The core request for these parameters, running after `after` (the `after` ids,
     /// resolved by the caller).
-    pub fn into_request(self, after: Vec<ccmp_core::TaskId>) -> Result<TaskRequest, String> {
+    pub fn into_request(
+        self,
+        after: Vec<ccmp_core::TaskId>,
+        default_agent: ccmp_core::AgentKind,
+    ) -> Result<TaskRequest, String> {
         let isolation = match self.isolation.as_deref() {
             None | Some("none") => None,
             Some("worktree") => Some(ccmp_core::Isolation::Worktree),
@@ -65,7 +69,7 @@ impl TaskParams {
             ask.clear();
         }
         let kind = match self.agent.as_deref() {
-            None => ccmp_core::AgentKind::Claude,
+            None => default_agent,
             Some(name) => name.parse::<ccmp_core::AgentKind>()?,
         };
         let agent = ccmp_core::AgentOptions::for_agent(

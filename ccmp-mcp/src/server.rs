@@ -142,7 +142,11 @@ impl Server {
             .blocking(move |ccmp| ccmp.resolve_all(&after))
             .await
             .map_err(|e| format!("after: {e}"))?;
-        let request = params.into_request(after)?;
+        let group = params.group.clone();
+        let default_agent = self
+            .blocking(move |ccmp| ccmp.default_agent(group.as_deref()))
+            .await?;
+        let request = params.into_request(after, default_agent)?;
         self.blocking(move |ccmp| ccmp.start(request)).await
     }
 

@@ -26,6 +26,10 @@ pub enum GroupCommand {
         /// At most this many of its agents run at once (default: only the machine-wide limit).
         #[arg(short, long, value_name = "N")]
         parallel: Option<usize>,
+        /// The agent its tasks run when they name none: claude or codex (default: the
+        /// machine-wide `ccmp settings agent`).
+        #[arg(long, value_name = "AGENT")]
+        agent: Option<String>,
     },
     /// List the groups: limit, running, queued, paused.
     List {
@@ -42,9 +46,21 @@ pub enum GroupCommand {
 
 pub fn run(ccmp: &Ccmp, args: GroupArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        GroupCommand::Add { name, parallel } => {
+        GroupCommand::Add {
+            name,
+            parallel,
+            agent,
+        } => {
             let name: GroupName = name.parse()?;
+            let agent = agent
+                .as_deref()
+                .map(str::parse::<ccmp_core::AgentKind>)
+                .transpose()
+                .map_err(|e| crate::exit_codes::UsageError(format!("--agent: {e}")))?;
             ccmp.add_group(&name, parallel)?;
+            if agent.is_some() {
+                ccmp.set_group_agent(&name, agent)?;
+            }
             match parallel {
                 Some(n) => err!(
                     "group {name} made: at most {n} of its agents run at once; start tasks in it with `ccmp start --group {name} …`"

@@ -10,7 +10,7 @@ use crate::exit_codes::UsageError;
 
 /// Show the machine-wide settings, or set some: park_on_usage_limit=true|false, retries=N,
 /// retry_backoff=30s, budget_reservation=1.00, ask=RULE,RULE (approval rules for tasks started
-/// without their own; none clears them).
+/// without their own; none clears them), agent=claude|codex (the agent of tasks that name none).
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
     /// Settings to change, as KEY=VALUE.
@@ -52,6 +52,10 @@ pub fn run(ccmp: &Ccmp, args: SettingsArgs) -> anyhow::Result<ExitCode> {
         } else {
             settings.ask.join(",")
         }
+    );
+    out!(
+        "agent                {}",
+        settings.agent.unwrap_or_default().as_str()
     );
     out!(
         "groups               {}",

@@ -159,7 +159,7 @@ impl TaskOptions {
             env.insert(name.to_owned(), value.to_owned());
         }
         let kind = match self.agent.as_deref() {
-            None => AgentKind::Claude,
+            None => ccmp.default_agent(self.group.as_deref())?,
             Some(name) => name
                 .parse::<AgentKind>()
                 .map_err(|e| UsageError(format!("--agent: {e}")))?,

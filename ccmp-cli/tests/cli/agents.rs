@@ -131,3 +131,37 @@ fn codex_and_claude_tasks_share_a_groups_limit_and_chain_with_after() {
     assert!(view["error"].as_str().unwrap().contains("failed"), "{view}");
     assert_eq!(status_json(&sandbox, &broken)["status"], "failed");
 }
+
+#[test]
+fn the_default_agent_comes_from_the_group_else_the_settings() {
+    let sandbox = Sandbox::new();
+    ccmp(&sandbox)
+        .args(["settings", "agent=codex"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("agent                codex"));
+    ccmp(&sandbox)
+        .args(["group", "add", "reviews", "--agent", "claude"])
+        .assert()
+        .success();
+    let machine = start(&sandbox, &["FAKE_SLEEP=0 machine default"]);
+    let grouped = start(&sandbox, &["-g", "reviews", "FAKE_SLEEP=0 group default"]);
+    let chosen = start(&sandbox, &["--agent", "claude", "FAKE_SLEEP=0 chosen"]);
+    assert_eq!(
+        until_state(&sandbox, &machine, "succeeded")["agent"],
+        "codex"
+    );
+    assert_eq!(
+        until_state(&sandbox, &grouped, "succeeded")["agent"],
+        "claude"
+    );
+    assert_eq!(
+        until_state(&sandbox, &chosen, "succeeded")["agent"],
+        "claude"
+    );
+    ccmp(&sandbox)
+        .args(["settings", "agent=gemini-ish"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("claude, codex"));
+}

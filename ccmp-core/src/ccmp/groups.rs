@@ -127,6 +127,18 @@ impl Ccmp {
         })
     }
 
+    /// Sets the agent a group's tasks run when they name none (`None`: the machine-wide default).
+    pub fn set_group_agent(
+        &self,
+        name: &GroupName,
+        agent: Option<crate::agent::AgentKind>,
+    ) -> Result<Settings, Error> {
+        self.check_group(name)?;
+        self.change_settings(|settings| {
+            settings.groups.entry(name.clone()).or_default().agent = agent;
+        })
+    }
+
     /// Holds a group's new tasks back, or lets them start again. Its running tasks go on.
     pub fn set_group_paused(&self, name: &GroupName, paused: bool) -> Result<Settings, Error> {
         self.check_group(name)?;

@@ -79,15 +79,29 @@ pub(super) fn check_limit(limit: usize) -> Result<(), Error> {
 
 /// The settings a person may set by name (`ccmp settings KEY=VALUE`), besides the limit, the
 /// pause and the groups, which have their own commands.
-pub const SETTABLE: [&str; 5] = [
+pub const SETTABLE: [&str; 6] = [
     "park_on_usage_limit",
     "retries",
     "retry_backoff",
     "budget_reservation",
     "ask",
+    "agent",
 ];
 
 impl Ccmp {
+    /// The agent a task in `group` runs when its request names none: the group's default, else
+    /// the machine-wide one (`ccmp settings agent=codex`), else Claude Code.
+    pub fn default_agent(&self, group: Option<&str>) -> Result<crate::agent::AgentKind, Error> {
+        let settings = self.max_parallel()?;
+        let group: Option<crate::group::GroupName> = group.and_then(|g| g.parse().ok());
+        Ok(group
+            .as_ref()
+            .and_then(|g| settings.group(g))
+            .and_then(|g| g.agent)
+            .or(settings.agent)
+            .unwrap_or_default())
+    }
+
     /// Sets one of the [`SETTABLE`] settings from its text: `park_on_usage_limit=true|false`,
     /// `retries=N` (0 to 10), `retry_backoff=30s` (a duration: the first wait before a retry).
     pub fn set_setting(&self, key: &str, value: &str) -> Result<Settings, Error> {
@@ -134,6 +148,12 @@ impl Ccmp {
                     ));
                 }
                 self.change_settings(|s| s.ask = rules)
+            }
+            "agent" => {
+                let agent = value
+                    .parse::<crate::agent::AgentKind>()
+                    .map_err(Error::InvalidArgument)?;
+                self.change_settings(|s| s.agent = Some(agent).filter(|a| *a != Default::default()))
             }
             "budget_reservation" => {
                 let usd = value
