@@ -13,6 +13,8 @@ pub const MAX_PARALLEL_ENV: &str = "CCMP_MAX_PARALLEL";
 pub const CLAUDE_BIN_ENV: &str = "CCMP_CLAUDE_BIN";
 /// The environment variable that names the Codex CLI program.
 pub const CODEX_BIN_ENV: &str = "CCMP_CODEX_BIN";
+/// The environment variable that names the Gemini CLI program.
+pub const GEMINI_BIN_ENV: &str = "CCMP_GEMINI_BIN";
 /// The environment variable that sets the grace period between TERM and KILL, in seconds.
 pub const GRACE_ENV: &str = "CCMP_GRACE_SECS";
 
@@ -33,6 +35,8 @@ pub struct Config {
     pub claude_program: OsString,
     /// The Codex CLI program, likewise.
     pub codex_program: OsString,
+    /// The Gemini CLI program, likewise.
+    pub gemini_program: OsString,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             grace: DEFAULT_GRACE,
             claude_program: OsString::from(AgentKind::Claude.default_program()),
             codex_program: OsString::from(AgentKind::Codex.default_program()),
+            gemini_program: OsString::from(AgentKind::Gemini.default_program()),
         }
     }
 }
@@ -52,11 +57,12 @@ impl Config {
         match kind {
             AgentKind::Claude => &self.claude_program,
             AgentKind::Codex => &self.codex_program,
+            AgentKind::Gemini => &self.gemini_program,
         }
     }
 
-    /// Defaults overridden by `CCMP_MAX_PARALLEL`, `CCMP_GRACE_SECS`, `CCMP_CLAUDE_BIN` and
-    /// `CCMP_CODEX_BIN`.
+    /// Defaults overridden by `CCMP_MAX_PARALLEL`, `CCMP_GRACE_SECS`, `CCMP_CLAUDE_BIN`,
+    /// `CCMP_CODEX_BIN` and `CCMP_GEMINI_BIN`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut config = Self::default();
         if let Some(value) = env_value(MAX_PARALLEL_ENV) {
@@ -87,6 +93,9 @@ impl Config {
         }
         if let Some(program) = std::env::var_os(CODEX_BIN_ENV).filter(|p| !p.is_empty()) {
             config.codex_program = program;
+        }
+        if let Some(program) = std::env::var_os(GEMINI_BIN_ENV).filter(|p| !p.is_empty()) {
+            config.gemini_program = program;
         }
         Ok(config)
     }

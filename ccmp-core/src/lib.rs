@@ -51,8 +51,9 @@ pub mod worktree;
 use std::process::ExitCode;
 
 pub use crate::agent::{
-    AgentKind, AgentOptions, ClaudeOptions, ClaudeOutcome, CodexOptions, Invocation,
-    PERMISSION_MODES, SANDBOX_MODES, STRIPPED_ENV, TASK_ENV, invocation, signal_name,
+    APPROVAL_MODES, AgentKind, AgentOptions, ClaudeOptions, ClaudeOutcome, CodexOptions,
+    GeminiOptions, Invocation, PERMISSION_MODES, SANDBOX_MODES, STRIPPED_ENV, TASK_ENV, invocation,
+    signal_name,
 };
 pub use crate::ccmp::{
     ApprovalAnswer, BudgetStatus, CancelOutcome, Ccmp, CleanupOptions, CleanupReport,
@@ -61,8 +62,8 @@ pub use crate::ccmp::{
     TaskChanges, TaskList, WaitMode, WaitOutcome,
 };
 pub use crate::config::{
-    CLAUDE_BIN_ENV, CODEX_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GRACE_ENV,
-    MAX_PARALLEL_ENV,
+    CLAUDE_BIN_ENV, CODEX_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GEMINI_BIN_ENV,
+    GRACE_ENV, MAX_PARALLEL_ENV,
 };
 pub use crate::duration::{format_duration, parse_duration};
 pub use crate::error::{

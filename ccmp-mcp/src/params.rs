@@ -15,7 +15,7 @@ pub struct TaskParams {
     /// What to do.
     pub prompt: String,
     pub working_dir: Option<String>,
-    /// claude (default) or codex.
+    /// claude, codex or gemini.
     pub agent: Option<String>,
     /// sonnet, opus, haiku or full id.
     pub model: Option<String>,

@@ -19,7 +19,8 @@ pub struct TaskOptions {
     /// Directory to work in (default: the current directory).
     #[arg(short = 'C', long, value_name = "DIR")]
     pub working_dir: Option<PathBuf>,
-    /// The coding agent: claude (Claude Code, the default) or codex (OpenAI's Codex CLI).
+    /// The coding agent: claude (Claude Code, the default), codex (OpenAI's Codex CLI) or gemini
+    /// (Google's Gemini CLI).
     #[arg(short, long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Model: for Claude Code sonnet, opus, haiku or a full model id; for Codex its model id.
@@ -127,6 +128,7 @@ impl ClaudeArgs {
                 };
                 let instead = match kind {
                     AgentKind::Codex => "a codex task takes --no-skip-permissions and --sandbox",
+                    AgentKind::Gemini => "a gemini task takes --no-skip-permissions",
                     AgentKind::Claude => "use --permission-mode or --allowed-tools",
                 };
                 UsageError(format!(

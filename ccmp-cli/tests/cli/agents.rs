@@ -165,3 +165,22 @@ fn the_default_agent_comes_from_the_group_else_the_settings() {
         .code(2)
         .stderr(predicate::str::contains("claude, codex"));
 }
+
+#[test]
+fn gemini_tasks_refuse_the_settings_of_other_agents() {
+    let sandbox = Sandbox::new();
+    ccmp(&sandbox)
+        .args(["start", "--agent", "gemini", "--sandbox", "read-only", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--sandbox is an option of Codex, not of Gemini CLI; a gemini task takes --no-skip-permissions",
+        ));
+    ccmp(&sandbox)
+        .args(["start", "--agent", "gemini", "--max-turns", "3", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--max-turns is an option of Claude Code",
+        ));
+}

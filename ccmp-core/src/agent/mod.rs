@@ -11,6 +11,7 @@
 
 mod claude;
 mod codex;
+mod gemini;
 pub(crate) mod long_line;
 
 use std::ffi::OsString;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::claude::{ClaudeOptions, ClaudeOutcome, PERMISSION_MODES, STRIPPED_ENV};
 pub use self::codex::{CodexOptions, SANDBOX_MODES};
+pub use self::gemini::{APPROVAL_MODES, GeminiOptions};
 use crate::error::SpecError;
 use crate::spec::TaskSpec;
 pub use crate::task::AgentOutcome;
@@ -43,17 +45,20 @@ pub enum AgentKind {
     Claude,
     /// OpenAI's Codex CLI (`codex exec --json`).
     Codex,
+    /// Google's Gemini CLI (`gemini -p`).
+    Gemini,
 }
 
 impl AgentKind {
     /// Every agent ccmp can run.
-    pub const ALL: [AgentKind; 2] = [Self::Claude, Self::Codex];
+    pub const ALL: [AgentKind; 3] = [Self::Claude, Self::Codex, Self::Gemini];
 
     /// The agent's name, as frontends and records spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Claude => "claude",
             Self::Codex => "codex",
+            Self::Gemini => "gemini",
         }
     }
 
@@ -62,6 +67,7 @@ impl AgentKind {
         match self {
             Self::Claude => "claude",
             Self::Codex => "codex",
+            Self::Gemini => "gemini",
         }
     }
 
@@ -70,6 +76,7 @@ impl AgentKind {
         match self {
             Self::Claude => crate::config::CLAUDE_BIN_ENV,
             Self::Codex => crate::config::CODEX_BIN_ENV,
+            Self::Gemini => crate::config::GEMINI_BIN_ENV,
         }
     }
 
@@ -84,6 +91,10 @@ impl AgentKind {
                 "install the Codex CLI (`npm install -g @openai/codex`) or set {} to the path of the `codex` binary",
                 self.program_env()
             ),
+            Self::Gemini => format!(
+                "install the Gemini CLI (`npm install -g @google/gemini-cli`) or set {} to the path of the `gemini` binary",
+                self.program_env()
+            ),
         }
     }
 
@@ -92,6 +103,7 @@ impl AgentKind {
         match self {
             Self::Claude => "use an alias (sonnet, opus, haiku) or a full model id",
             Self::Codex => "use a model id Codex knows, such as gpt-5-codex",
+            Self::Gemini => "use a model id Gemini knows, such as gemini-2.5-pro",
         }
     }
 
@@ -100,6 +112,7 @@ impl AgentKind {
         match self {
             Self::Claude => claude::check_session(session),
             Self::Codex => codex::check_session(session),
+            Self::Gemini => gemini::check_session(session),
         }
     }
 
@@ -108,7 +121,7 @@ impl AgentKind {
         match self {
             Self::Claude => &STRIPPED_ENV,
             // A Codex run inside a Claude Code task is fine; nothing of Codex's own leaks.
-            Self::Codex => &[],
+            Self::Codex | Self::Gemini => &[],
         }
     }
 
@@ -117,6 +130,7 @@ impl AgentKind {
         match self {
             Self::Claude => OutputParser::Claude(claude::ClaudeStream::default()),
             Self::Codex => OutputParser::Codex(codex::CodexStream::default()),
+            Self::Gemini => OutputParser::Gemini(gemini::GeminiStream::default()),
         }
     }
 }
@@ -146,6 +160,8 @@ pub enum AgentOptions {
     Claude(ClaudeOptions),
     /// OpenAI's Codex CLI.
     Codex(CodexOptions),
+    /// Google's Gemini CLI.
+    Gemini(GeminiOptions),
 }
 
 impl Default for AgentOptions {
@@ -166,6 +182,7 @@ impl AgentOptions {
         match self {
             Self::Claude(_) => AgentKind::Claude,
             Self::Codex(_) => AgentKind::Codex,
+            Self::Gemini(_) => AgentKind::Gemini,
         }
     }
 
@@ -215,6 +232,40 @@ impl AgentOptions {
                     sandbox,
                 }))
             }
+            AgentKind::Gemini => {
+                if sandbox.is_some() {
+                    return Err(SpecError::NotForAgent {
+                        field: "sandbox",
+                        owner: "Codex",
+                        agent: "Gemini CLI",
+                        instead: "a Gemini task takes skip_permissions",
+                    });
+                }
+                let only_claude = [
+                    ("permission_mode", claude.permission_mode.is_some()),
+                    ("allowed_tools", !claude.allowed_tools.is_empty()),
+                    ("max_turns", claude.max_turns.is_some()),
+                    ("max_budget_usd", claude.max_budget_usd.is_some()),
+                    (
+                        "append_system_prompt",
+                        claude.append_system_prompt.is_some(),
+                    ),
+                    ("add_dirs", !claude.add_dirs.is_empty()),
+                    ("ask", !claude.ask.is_empty() || claude.ask_all),
+                ];
+                if let Some((field, _)) = only_claude.iter().find(|(_, set)| *set) {
+                    return Err(SpecError::NotForAgent {
+                        field,
+                        owner: "Claude Code",
+                        agent: "Gemini CLI",
+                        instead: "a Gemini task takes skip_permissions",
+                    });
+                }
+                Ok(Self::Gemini(GeminiOptions {
+                    skip_permissions: claude.skip_permissions,
+                    approval_mode: None,
+                }))
+            }
         }
     }
 
@@ -222,7 +273,7 @@ impl AgentOptions {
     pub fn claude(&self) -> Option<&ClaudeOptions> {
         match self {
             Self::Claude(options) => Some(options),
-            Self::Codex(_) => None,
+            Self::Codex(_) | Self::Gemini(_) => None,
         }
     }
 
@@ -231,6 +282,7 @@ impl AgentOptions {
         match self {
             Self::Claude(options) => options.validate().map(Self::Claude),
             Self::Codex(options) => options.validate().map(Self::Codex),
+            Self::Gemini(options) => options.validate().map(Self::Gemini),
         }
     }
 
@@ -239,6 +291,7 @@ impl AgentOptions {
         match self {
             Self::Claude(options) => options.args(spec),
             Self::Codex(options) => options.args(spec),
+            Self::Gemini(options) => options.args(spec),
         }
     }
 }
@@ -285,6 +338,7 @@ pub(crate) struct Parsed {
 pub(crate) enum OutputParser {
     Claude(claude::ClaudeStream),
     Codex(codex::CodexStream),
+    Gemini(gemini::GeminiStream),
 }
 
 impl OutputParser {
@@ -294,6 +348,7 @@ impl OutputParser {
         match &mut parser {
             Self::Claude(stream) => stream.live = live,
             Self::Codex(stream) => stream.live = live,
+            Self::Gemini(stream) => stream.live = live,
         }
         parser
     }
@@ -303,6 +358,7 @@ impl OutputParser {
         match self {
             Self::Claude(stream) => stream.feed(line),
             Self::Codex(stream) => stream.feed(line),
+            Self::Gemini(stream) => stream.feed(line),
         }
     }
 
@@ -310,8 +366,8 @@ impl OutputParser {
     pub fn feed_long(&mut self, long: long_line::LongResult) -> Parsed {
         match self {
             Self::Claude(stream) => stream.feed_long(long),
-            // Codex's events are small; a huge line is only in the stdout log.
-            Self::Codex(_) => Parsed {
+            // Their events are small; a huge line is only in the stdout log.
+            Self::Codex(_) | Self::Gemini(_) => Parsed {
                 changed: false,
                 transcript: Some(format!(
                     "[output] a line of {} bytes, too long to show here; it is in the stdout log",
@@ -326,6 +382,7 @@ impl OutputParser {
         match self {
             Self::Claude(stream) => stream.result.is_some(),
             Self::Codex(stream) => stream.saw_result(),
+            Self::Gemini(stream) => stream.saw_result(),
         }
     }
 
@@ -334,6 +391,7 @@ impl OutputParser {
         match self {
             Self::Claude(stream) => &stream.live,
             Self::Codex(stream) => &stream.live,
+            Self::Gemini(stream) => &stream.live,
         }
     }
 
@@ -342,6 +400,7 @@ impl OutputParser {
         match self {
             Self::Claude(stream) => stream.judge(exit, stderr_tail),
             Self::Codex(stream) => stream.judge(exit, stderr_tail),
+            Self::Gemini(stream) => stream.judge(exit, stderr_tail),
         }
     }
 }
