@@ -184,3 +184,44 @@ fn gemini_tasks_refuse_the_settings_of_other_agents() {
             "--max-turns is an option of Claude Code",
         ));
 }
+
+#[test]
+fn a_gemini_task_runs_in_the_same_queue_with_tools_follow_ups_and_errors() {
+    let sandbox = Sandbox::new();
+    let id = start(&sandbox, &["--agent", "gemini", "FAKE_TOOL review api.py"]);
+    let done = until_state(&sandbox, &id, "succeeded");
+    assert_eq!(done["agent"], "gemini");
+    assert_eq!(done["result"], "FAKE-GEMINI-DONE turn 1");
+    assert!(done["cost_usd"].is_null());
+    let session = done["session_id"].as_str().unwrap().to_owned();
+    let out = ccmp(&sandbox)
+        .args(["logs", &id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let transcript = String::from_utf8(out).unwrap();
+    assert!(
+        transcript.contains("tool run_shell_command"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("tool-ran"), "{transcript}");
+    let out = ccmp(&sandbox)
+        .args(["reply", &id, "and the tests"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let reply = String::from_utf8(out).unwrap().trim().to_owned();
+    let followed = until_state(&sandbox, &reply, "succeeded");
+    assert_eq!(followed["session_id"], session.as_str());
+    assert_eq!(followed["result"], "FAKE-GEMINI-DONE turn 2");
+    let broken = start(&sandbox, &["--agent", "gemini", "FAKE_FAIL=400 x"]);
+    let failed = until_state(&sandbox, &broken, "failed");
+    assert_eq!(
+        failed["error"],
+        "the Gemini API failed with HTTP 400: API key not valid. Please pass a valid API key."
+    );
+}

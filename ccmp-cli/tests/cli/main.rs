@@ -34,6 +34,7 @@ pub fn ccmp_std(sandbox: &Sandbox) -> std::process::Command {
         .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
         .env("CCMP_CODEX_BIN", workspace_bin("fake-codex"))
         .env("CODEX_HOME", sandbox.path("codex-home"))
+        .env("CCMP_GEMINI_BIN", workspace_bin("fake-gemini"))
         .env("CCMP_GRACE_SECS", "1.5")
         .env("IS_SANDBOX", "1")
         .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
