@@ -6,6 +6,8 @@ The real Codex CLI is pointed at it with a `mock` model provider in $CODEX_HOME/
 POST /v1/responses with streaming (SSE) replies scripted by keywords in the latest user message:
 
   (nothing)      text "MOCK-CODEX: <first line of the prompt> (request <n>)"
+  PLEASE-TOOL    first an `exec` custom tool call running `echo tool-ran` through
+                 tools.exec_command (how Codex 0.171 runs shell commands), then the text
   PLEASE-SLOW    waits 30 s before answering (for cancel)
   PLEASE-500     an HTTP 500 (server_error)
   PLEASE-400     an HTTP 400 (invalid_request_error)
@@ -77,6 +79,21 @@ class Handler(BaseHTTPRequestHandler):
                            "resets_at": int(time.time()) + 3600, "plan_type": "plus"})
         if error:
             self.reply(error[0], json.dumps({"error": error[1]}).encode())
+            return
+        answered = any(isinstance(i, dict) and i.get("type") == "custom_tool_call_output" for i in body.get("input", []))
+        if "PLEASE-TOOL" in last and not answered:
+            call = {"id": f"ctc_{n}", "type": "custom_tool_call", "status": "completed", "call_id": f"call_{n}", "name": "exec",
+                    "input": "const r = await tools.exec_command({cmd: 'echo tool-ran'});\ntext(r);"}
+            usage = {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
+                     "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 105}
+            events = [
+                {"type": "response.created", "response": {"id": f"resp_{n}", "object": "response", "status": "in_progress", "output": []}},
+                {"type": "response.output_item.added", "output_index": 0, "item": dict(call, status="in_progress", input="")},
+                {"type": "response.output_item.done", "output_index": 0, "item": call},
+                {"type": "response.completed", "response": {"id": f"resp_{n}", "object": "response", "status": "completed", "output": [], "usage": usage}},
+            ]
+            payload = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+            self.reply(200, payload, "text/event-stream")
             return
         if "PLEASE-SLOW" in last:
             time.sleep(30)

@@ -149,7 +149,7 @@ fn nothing_left(record: &TaskRecord) {
 async fn a_codex_task_succeeds_with_the_mocks_text_and_a_follow_up_resumes_its_thread() {
     let scene = Scene::new();
     let ccmp = scene.ccmp();
-    let done = run(&ccmp, scene.request("Summarize the repository")).await;
+    let done = run(&ccmp, scene.request("Summarize the repository PLEASE-TOOL")).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.outcome);
     let outcome = done.outcome.clone().unwrap();
     let result = outcome.result.unwrap();
@@ -157,8 +157,22 @@ async fn a_codex_task_succeeds_with_the_mocks_text_and_a_follow_up_resumes_its_t
         result.starts_with("MOCK-CODEX: Summarize the repository"),
         "{result}"
     );
+    // The shell command ran, and the transcript shows it.
+    let transcript = ccmp
+        .output(
+            &done.id,
+            ccmp_core::OutputSource::Transcript,
+            ccmp_core::LogRange::from_start(),
+        )
+        .unwrap()
+        .text;
+    assert!(
+        transcript.contains("[command] exit 0: tool-ran"),
+        "{transcript}"
+    );
     assert_eq!(outcome.cost_usd, None, "Codex reports no cost");
-    assert_eq!(outcome.input_tokens, Some(100));
+    // Two requests in the turn (the tool call, then the answer), 100 tokens each.
+    assert_eq!(outcome.input_tokens, Some(200));
     let thread = done.session_id.clone().expect("the thread id");
     nothing_left(&done);
     // The follow-up resumes the same thread: the mock sees both prompts in one conversation.

@@ -18,8 +18,20 @@ fn start(sandbox: &Sandbox, args: &[&str]) -> String {
 #[test]
 fn a_codex_task_succeeds_with_its_thread_and_a_reply_resumes_the_thread() {
     let sandbox = Sandbox::new();
-    let id = start(&sandbox, &["--agent", "codex", "FAKE_SLEEP=0 write tests"]);
+    let id = start(&sandbox, &["--agent", "codex", "FAKE_TOOL write tests"]);
     let done = until_state(&sandbox, &id, "succeeded");
+    let out = ccmp(&sandbox)
+        .args(["logs", &id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let transcript = String::from_utf8(out).unwrap();
+    assert!(
+        transcript.contains("[command] exit 0: tool-ran"),
+        "{transcript}"
+    );
     assert_eq!(done["agent"], "codex");
     assert_eq!(done["result"], "FAKE-CODEX-DONE turn 1");
     assert_eq!(done["num_turns"], 1);

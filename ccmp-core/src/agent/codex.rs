@@ -389,6 +389,34 @@ mod tests {
     }
 
     #[test]
+    fn a_command_shows_in_progress_and_the_transcript() {
+        let mut stream = CodexStream::default();
+        let mut transcript = Vec::new();
+        for line in include_str!("../../../tests/fixtures/codex/tool-use.jsonl").lines() {
+            let parsed = stream.feed(line.as_bytes());
+            if line.contains("item.started") {
+                assert_eq!(
+                    stream.live.progress.as_deref(),
+                    Some("turn 1: /bin/bash -lc 'echo tool-ran'")
+                );
+            }
+            transcript.extend(parsed.transcript);
+        }
+        let text = transcript.join("\n");
+        assert!(text.contains("$ /bin/bash -lc 'echo tool-ran'"), "{text}");
+        assert!(text.contains("[command] exit 0: tool-ran"), "{text}");
+        let (ok, outcome) = stream.judge(
+            Exit {
+                code: Some(0),
+                signal: None,
+            },
+            "",
+        );
+        assert!(ok);
+        assert_eq!(outcome.result.as_deref(), Some("MOCK-CODEX-DONE turn 2"));
+    }
+
+    #[test]
     fn a_failed_turn_fails_with_its_message_and_names_the_api_failure() {
         let exit = Exit {
             code: Some(1),

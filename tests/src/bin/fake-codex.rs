@@ -7,7 +7,8 @@
 //!
 //! Knobs, as words in the prompt: `FAKE_SLEEP=<secs>` (a slow reply), `FAKE_HANG` (no reply),
 //! `FAKE_FAIL=500` (the API fails), `FAKE_FAIL=400` (the API refuses), `FAKE_FAIL=limit` (a
-//! plan's usage limit, resetting in an hour).
+//! plan's usage limit, resetting in an hour), `FAKE_TOOL` (a shell command, `echo tool-ran`, run
+//! and shown as the `command_execution` items Codex prints).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -98,6 +99,22 @@ fn main() -> ExitCode {
         out(serde_json::json!({"type": "error", "message": message}));
         out(serde_json::json!({"type": "turn.failed", "error": {"message": message}}));
         return ExitCode::from(1);
+    }
+    if prompt.split_whitespace().any(|w| w == "FAKE_TOOL") {
+        let command = "/bin/bash -lc 'echo tool-ran'";
+        out(
+            serde_json::json!({"type": "item.started", "item": {"id": "item_0", "type": "command_execution",
+            "command": command, "aggregated_output": "", "exit_code": null, "status": "in_progress"}}),
+        );
+        let ran = std::process::Command::new("/bin/bash")
+            .args(["-lc", "echo tool-ran"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out(
+            serde_json::json!({"type": "item.completed", "item": {"id": "item_0", "type": "command_execution",
+            "command": command, "aggregated_output": ran, "exit_code": 0, "status": "completed"}}),
+        );
     }
     let text = format!("FAKE-CODEX-DONE turn {turn}");
     out(
