@@ -191,6 +191,7 @@ pub(crate) struct TaskPage {
 #[template(path = "task_header.html")]
 pub(crate) struct TaskHeader {
     pub status: String,
+    pub agent: String,
     pub reason: String,
     pub group: String,
     pub dir: String,
@@ -205,6 +206,7 @@ impl TaskHeader {
         let view = state.ccmp.view(record);
         Self {
             status: view.status.to_string(),
+            agent: view.agent.to_string(),
             reason: view
                 .error
                 .clone()

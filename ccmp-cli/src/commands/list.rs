@@ -178,7 +178,14 @@ impl Column {
                 .elapsed_s
                 .map_or_else(|| "-".into(), |s| duration(s.round() as i64)),
             Self::Cost => view.cost_usd.map_or_else(|| "-".into(), cost),
-            Self::Model => view.model.clone().unwrap_or_else(|| "-".into()),
+            // Another agent than Claude Code is named before its model.
+            Self::Model => match (view.agent, &view.model) {
+                (ccmp_core::AgentKind::Claude, model) => {
+                    model.clone().unwrap_or_else(|| "-".into())
+                }
+                (agent, Some(model)) => format!("{agent} {model}"),
+                (agent, None) => agent.to_string(),
+            },
             Self::Dir => {
                 let dir = short_path(&view.working_dir);
                 // A worktree task works on its own branch, not in the checkout shown.

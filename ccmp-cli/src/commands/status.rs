@@ -70,6 +70,9 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
         field("prompt", &crate::render::head(&view.prompt, 100))
     );
     out!("{}", field("dir", &short_path(&view.working_dir)));
+    if view.agent != ccmp_core::AgentKind::Claude {
+        out!("{}", field("agent", view.agent.as_str()));
+    }
     if let Some(model) = &view.model {
         out!("{}", field("model", model));
     }

@@ -237,3 +237,21 @@ fn a_gemini_task_runs_in_the_same_queue_with_tools_follow_ups_and_errors() {
         "the Gemini API failed with HTTP 400: API key not valid. Please pass a valid API key."
     );
 }
+
+#[test]
+fn status_and_list_name_an_agent_other_than_claude_code() {
+    let sandbox = Sandbox::new();
+    let id = start(&sandbox, &["--agent", "codex", "FAKE_SLEEP=0 x"]);
+    until_state(&sandbox, &id, "succeeded");
+    ccmp(&sandbox)
+        .args(["status", &id])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("agent:    codex"));
+    ccmp(&sandbox)
+        .args(["list", "--all"])
+        .env("COLUMNS", "200")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("codex"));
+}
