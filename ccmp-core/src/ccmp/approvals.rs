@@ -78,12 +78,11 @@ impl Ccmp {
         id: &TaskId,
         answer: ApprovalAnswer,
     ) -> Result<TaskRecord, Error> {
-        let Some(settings) = &self.settings else {
+        let Some(layout) = self.layout() else {
             return Err(Error::InvalidArgument(
                 "approvals need a file store: tasks in memory never wait for one".into(),
             ));
         };
-        let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
         if let Some(reason) = &answer.reason
             && (reason.trim().is_empty() || reason.chars().any(|c| c.is_control() && c != '\n'))
         {

@@ -22,10 +22,9 @@ impl Ccmp {
     pub fn request_cancel(&self, id: &TaskId) -> Result<CancelOutcome, Error> {
         let record = self.status(id)?;
         if record.status == TaskStatus::NeedsApproval
-            && let Some(settings) = &self.settings
+            && let Some(layout) = self.layout()
         {
             // No runner waits with it: end it here, under the lock an answer takes.
-            let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
             let _locked = crate::approval::answers::Locked::open(&layout, id)
                 .map_err(|e| crate::error::StoreError::write(layout.task_dir(id), e))?;
             let mut record = self.status(id)?;

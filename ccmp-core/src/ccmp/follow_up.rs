@@ -21,9 +21,8 @@ impl Ccmp {
         // Held from the look for the newest turn until the new one is stored: a second
         // follow-up at the same moment then finds this one.
         let _in_process = self.follow_ups.lock().unwrap_or_else(|e| e.into_inner());
-        let _across_processes = match &self.settings {
-            Some(settings) => {
-                let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
+        let _across_processes = match self.layout() {
+            Some(layout) => {
                 let path = layout.follow_up_lock();
                 let lock = private_file::open_lock(&path)
                     .map_err(|e| crate::error::StoreError::write(&path, e))?;

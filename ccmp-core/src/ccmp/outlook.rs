@@ -63,11 +63,10 @@ impl Ccmp {
         if own.paused {
             return Ok(Some(StartOutlook::GroupPaused(group.clone())));
         }
-        if let Some(settings) = &self.settings {
-            let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
-            if let Some(why) = crate::supervisor::budget_block(&layout, record) {
-                return Ok(Some(StartOutlook::BudgetSpent(why)));
-            }
+        if let Some(layout) = self.layout()
+            && let Some(why) = crate::supervisor::budget_block(&layout, record)
+        {
+            return Ok(Some(StartOutlook::BudgetSpent(why)));
         }
         let (running, in_group) = self.running_besides(record)?;
         if let Some(limit) = own.max_parallel
@@ -88,10 +87,9 @@ impl Ccmp {
 
     /// Agents running now besides `record`'s, in all and in its group.
     fn running_besides(&self, record: &TaskRecord) -> Result<(usize, usize), Error> {
-        if let Some(settings) = &self.settings {
+        if let Some(layout) = self.layout() {
             // The held slots name their tasks and groups: a few small reads, however many
             // tasks wait.
-            let layout = crate::layout::StateLayout::new(settings.parent().unwrap_or(settings));
             let (total, by_group) = crate::supervisor::running_now(&layout, &record.id)
                 .map_err(|e| crate::error::StoreError::read(layout.slots(), e))?;
             let in_group = by_group.get(&record.spec.group).copied().unwrap_or(0);
