@@ -71,6 +71,33 @@ impl ClaudeOptions {
         }
     }
 
+    /// Refuses the settings only Claude Code has, for a task of `agent`, naming the first one
+    /// set and what that agent takes `instead`.
+    pub(crate) fn only_shared(
+        &self,
+        agent: &'static str,
+        instead: &'static str,
+    ) -> Result<(), SpecError> {
+        let only_claude = [
+            ("permission_mode", self.permission_mode.is_some()),
+            ("allowed_tools", !self.allowed_tools.is_empty()),
+            ("max_turns", self.max_turns.is_some()),
+            ("max_budget_usd", self.max_budget_usd.is_some()),
+            ("append_system_prompt", self.append_system_prompt.is_some()),
+            ("add_dirs", !self.add_dirs.is_empty()),
+            ("ask", !self.ask.is_empty() || self.ask_all),
+        ];
+        match only_claude.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err(SpecError::NotForAgent {
+                field,
+                owner: "Claude Code",
+                agent,
+                instead,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Whether `--dangerously-skip-permissions` is passed.
     pub fn skips_permissions(&self) -> bool {
         self.skip_permissions.unwrap_or(true)

@@ -102,13 +102,7 @@ impl CodexOptions {
 
 /// A Codex thread id is a uuid (v7); returns it hyphenated.
 pub(crate) fn check_session(session: &str) -> Result<String, SpecError> {
-    uuid::Uuid::parse_str(session)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| SpecError::InvalidField {
-            field: "resume_session",
-            value: escape(session),
-            reason: "a Codex thread id is a uuid",
-        })
+    super::uuid_session(session, "a Codex thread id is a uuid")
 }
 
 /// Live state parsed from `codex exec --json`.
@@ -132,16 +126,9 @@ impl CodexStream {
     }
 
     pub fn feed(&mut self, line: &[u8]) -> Parsed {
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            return Parsed::default();
-        }
-        let Ok(value) = serde_json::from_slice::<Value>(trimmed) else {
-            self.non_json_lines += 1;
-            return Parsed {
-                changed: false,
-                transcript: Some(format!("[output] {}", String::from_utf8_lossy(trimmed))),
-            };
+        let value = match super::json_line(line, &mut self.non_json_lines) {
+            Ok(value) => value,
+            Err(parsed) => return parsed,
         };
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         match value["type"].as_str().unwrap_or_default() {

@@ -207,26 +207,7 @@ impl AgentOptions {
                 Ok(Self::Claude(claude))
             }
             AgentKind::Codex => {
-                let only_claude = [
-                    ("permission_mode", claude.permission_mode.is_some()),
-                    ("allowed_tools", !claude.allowed_tools.is_empty()),
-                    ("max_turns", claude.max_turns.is_some()),
-                    ("max_budget_usd", claude.max_budget_usd.is_some()),
-                    (
-                        "append_system_prompt",
-                        claude.append_system_prompt.is_some(),
-                    ),
-                    ("add_dirs", !claude.add_dirs.is_empty()),
-                    ("ask", !claude.ask.is_empty() || claude.ask_all),
-                ];
-                if let Some((field, _)) = only_claude.iter().find(|(_, set)| *set) {
-                    return Err(SpecError::NotForAgent {
-                        field,
-                        owner: "Claude Code",
-                        agent: "Codex",
-                        instead: "a Codex task takes skip_permissions and sandbox",
-                    });
-                }
+                claude.only_shared("Codex", "a Codex task takes skip_permissions and sandbox")?;
                 Ok(Self::Codex(CodexOptions {
                     skip_permissions: claude.skip_permissions,
                     sandbox,
@@ -241,26 +222,7 @@ impl AgentOptions {
                         instead: "a Gemini task takes skip_permissions",
                     });
                 }
-                let only_claude = [
-                    ("permission_mode", claude.permission_mode.is_some()),
-                    ("allowed_tools", !claude.allowed_tools.is_empty()),
-                    ("max_turns", claude.max_turns.is_some()),
-                    ("max_budget_usd", claude.max_budget_usd.is_some()),
-                    (
-                        "append_system_prompt",
-                        claude.append_system_prompt.is_some(),
-                    ),
-                    ("add_dirs", !claude.add_dirs.is_empty()),
-                    ("ask", !claude.ask.is_empty() || claude.ask_all),
-                ];
-                if let Some((field, _)) = only_claude.iter().find(|(_, set)| *set) {
-                    return Err(SpecError::NotForAgent {
-                        field,
-                        owner: "Claude Code",
-                        agent: "Gemini CLI",
-                        instead: "a Gemini task takes skip_permissions",
-                    });
-                }
+                claude.only_shared("Gemini CLI", "a Gemini task takes skip_permissions")?;
                 Ok(Self::Gemini(GeminiOptions {
                     skip_permissions: claude.skip_permissions,
                     approval_mode: None,
@@ -496,6 +458,36 @@ pub(crate) fn resolve_program(
         on_path,
         hint: kind.install_hint(),
     })
+}
+
+/// A line of an agent's JSON-lines stdout: its value, or what to record for a line that is
+/// not JSON (counted in `non_json_lines`; shown in the transcript as output).
+pub(crate) fn json_line(
+    line: &[u8],
+    non_json_lines: &mut u64,
+) -> Result<serde_json::Value, Parsed> {
+    let trimmed = line.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(Parsed::default());
+    }
+    serde_json::from_slice(trimmed).map_err(|_| {
+        *non_json_lines += 1;
+        Parsed {
+            changed: false,
+            transcript: Some(format!("[output] {}", String::from_utf8_lossy(trimmed))),
+        }
+    })
+}
+
+/// A session id that is a uuid, hyphenated; else an error saying what the agent's ids are.
+pub(crate) fn uuid_session(session: &str, reason: &'static str) -> Result<String, SpecError> {
+    uuid::Uuid::parse_str(session)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| SpecError::InvalidField {
+            field: "resume_session",
+            value: crate::error::escape(session),
+            reason,
+        })
 }
 
 /// How an exit reads in an error message.
