@@ -6,11 +6,12 @@
 //! Run this tier alone with `cargo nextest run -p ccmp-tests --test e2e_claude`.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ccmp_core::{Ccmp, Config, FsStore, TaskRecord, TaskRequest, TaskStatus, WaitMode};
+use ccmp_tests::e2e::Mock;
 use ccmp_tests::mcp_client::{Era, Mcp};
 use ccmp_tests::{Sandbox, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
@@ -18,60 +19,8 @@ use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
-
 fn claude() -> PathBuf {
-    let path = e2e_dir().join("node_modules/.bin/claude");
-    assert!(
-        path.exists(),
-        "{} is missing: run .ci/setup-e2e (the CI script does) to install the pinned Claude Code CLI",
-        path.display()
-    );
-    path
-}
-
-/// The mock Messages API, on a free loopback port, with its request log.
-struct Mock {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Mock {
-    fn start(dir: &Path) -> Self {
-        let log = dir.join("mock-requests.jsonl");
-        let mut child = Command::new("python3")
-            .arg(e2e_dir().join("mock_anthropic.py"))
-            .env("MOCK_LOG", &log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the mock");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "mock said {line:?}");
-        Self { child, url, log }
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ccmp_tests::e2e::e2e_bin("claude")
 }
 
 /// One scenario: a sandbox, a mock, and the environment that keeps the CLI offline and hermetic.
@@ -86,7 +35,7 @@ impl Scene {
         for dir in ["home", "cc-tmp"] {
             std::fs::create_dir(sandbox.path(dir)).unwrap();
         }
-        let mock = Mock::start(sandbox.root());
+        let mock = Mock::start("mock_anthropic.py", sandbox.root());
         Self { sandbox, mock }
     }
 

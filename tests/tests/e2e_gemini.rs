@@ -5,75 +5,21 @@
 //!
 //! Run this tier alone with `cargo nextest run -p ccmp-tests --test e2e_gemini`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ccmp_core::{
     AgentOptions, Ccmp, Config, FsStore, GeminiOptions, TaskRecord, TaskRequest, TaskStatus,
     WaitMode,
 };
+use ccmp_tests::e2e::Mock;
 use ccmp_tests::{Sandbox, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
-use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
-
 fn gemini() -> PathBuf {
-    let path = e2e_dir().join("node_modules/.bin/gemini");
-    assert!(
-        path.exists(),
-        "{} is missing: run .ci/setup-e2e (the CI script does) to install the pinned Gemini CLI",
-        path.display()
-    );
-    path
-}
-
-/// The mock Gemini API, on a free loopback port, with its request log.
-struct Mock {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Mock {
-    fn start(dir: &Path) -> Self {
-        let log = dir.join("mock-requests.jsonl");
-        let mut child = Command::new("python3")
-            .arg(e2e_dir().join("mock_gemini.py"))
-            .env("MOCK_LOG", &log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the mock");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "mock said {line:?}");
-        Self { child, url, log }
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ccmp_tests::e2e::e2e_bin("gemini")
 }
 
 /// A sandbox, the mock, and a HOME whose Gemini settings log in with an API key.
@@ -85,7 +31,7 @@ struct Scene {
 impl Scene {
     fn new() -> Self {
         let sandbox = Sandbox::new();
-        let mock = Mock::start(sandbox.root());
+        let mock = Mock::start("mock_gemini.py", sandbox.root());
         let settings = sandbox.path("home").join(".gemini");
         std::fs::create_dir_all(&settings).unwrap();
         std::fs::write(
