@@ -16,7 +16,8 @@
 //!   across `--resume`, as it does for the real CLI.
 //!
 //! Knobs, set in the environment or as words in the prompt (`FAKE_SLEEP=2`):
-//! `FAKE_SLEEP=<secs>` (slow model reply), `FAKE_HANG` (never reply), `FAKE_FAIL=<status>`
+//! `FAKE_SLEEP=<secs>` (slow model reply), `FAKE_START_CPU_MS=<ms>` (spend that much CPU time
+//! before anything else, as the real CLI's start-up does: about 20 ms of CPU per start), `FAKE_HANG` (never reply), `FAKE_FAIL=<status>`
 //! (API error), `FAKE_TOOLS=<n>` (tool uses before the answer), `FAKE_WRITE=<file>` (a Write
 //! tool use; denied without skip-permissions), `FAKE_IGNORE_TERM`, `FAKE_GRANDCHILD` (leave a
 //! background process in a session of its own, and print `grandchild:<pid>` on stderr),
@@ -335,6 +336,23 @@ fn knobs(prompt: &str) -> HashMap<String, String> {
     map
 }
 
+/// Spends `cpu` of this process's CPU time (not wall time: under contention it takes longer),
+/// as the real CLI spends loading and compiling its JavaScript before it does anything.
+fn burn_cpu(cpu: Duration) {
+    use rustix::time::{ClockId, clock_gettime};
+    let used = || {
+        let t = clock_gettime(ClockId::ProcessCPUTime);
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let until = used() + cpu;
+    let mut x: u64 = 1;
+    while used() < until {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
 fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -448,6 +466,12 @@ fn run(args: Vec<String>) -> Result<ExitCode, Failure> {
         }
     };
     let knobs = knobs(&prompt);
+    if let Some(ms) = knobs
+        .get("FAKE_START_CPU_MS")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        burn_cpu(Duration::from_millis(ms));
+    }
     let sessions = config_dir().join("fake-claude-sessions");
     let (session_id, mut history) = match &o.resume {
         Some(id) => {
