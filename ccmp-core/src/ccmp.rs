@@ -89,7 +89,12 @@ impl Ccmp {
 
     /// Like [`open`](Self::open), over a file store the caller has opened already.
     pub fn open_store(store: FsStore) -> Result<Self, Error> {
-        let config = Config::from_env()?;
+        Self::open_store_with(store, Config::from_env()?)
+    }
+
+    /// Like [`open_store`](Self::open_store), with an explicit config (a long-lived frontend
+    /// sets [`LaunchMode::Watch`](crate::LaunchMode::Watch) there).
+    pub fn open_store_with(store: FsStore, config: Config) -> Result<Self, Error> {
         let supervisor = DetachedSupervisor::new(store.clone(), config.clone())?;
         supervisor.take_up_parked();
         let worktrees = store.layout().worktrees();

@@ -23,6 +23,20 @@ pub const DEFAULT_MAX_PARALLEL: usize = 4;
 /// Default grace period between TERM and KILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// When [`Ccmp::start`](crate::Ccmp::start) returns, for tasks run by detached runners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LaunchMode {
+    /// Once the task's runner has taken it (holds its lock and has recorded itself), so a
+    /// runner that cannot start is an error of `start`. For a frontend that exits right after
+    /// starting, like the CLI: nobody would be left to notice a runner that died.
+    #[default]
+    AwaitReady,
+    /// As soon as the record is durable and the runner is spawned. This process watches the
+    /// runner and records the task `failed`, with the runner's log, if it exits before taking
+    /// the task. For a frontend that lives on, like the MCP server.
+    Watch,
+}
+
 /// How tasks are run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -37,6 +51,8 @@ pub struct Config {
     pub codex_program: OsString,
     /// The Gemini CLI program, likewise.
     pub gemini_program: OsString,
+    /// When a start returns (detached runners only).
+    pub launch: LaunchMode,
 }
 
 impl Default for Config {
@@ -47,6 +63,7 @@ impl Default for Config {
             claude_program: OsString::from(AgentKind::Claude.default_program()),
             codex_program: OsString::from(AgentKind::Codex.default_program()),
             gemini_program: OsString::from(AgentKind::Gemini.default_program()),
+            launch: LaunchMode::default(),
         }
     }
 }

@@ -63,7 +63,7 @@ pub use crate::ccmp::{
 };
 pub use crate::config::{
     CLAUDE_BIN_ENV, CODEX_BIN_ENV, Config, DEFAULT_GRACE, DEFAULT_MAX_PARALLEL, GEMINI_BIN_ENV,
-    GRACE_ENV, MAX_PARALLEL_ENV,
+    GRACE_ENV, LaunchMode, MAX_PARALLEL_ENV,
 };
 pub use crate::duration::{format_duration, parse_duration};
 pub use crate::error::{

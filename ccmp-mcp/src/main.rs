@@ -75,7 +75,11 @@ fn init_tracing(log: Option<File>) {
 
 fn run(store: FsStore) -> anyhow::Result<()> {
     let state_dir = store.root().to_owned();
-    let ccmp = Ccmp::open_store(store).context("failed to open the task store")?;
+    // The server lives on, so a start replies once the record is durable and the runner is
+    // spawned; the server's reaper records a runner that dies before taking its task.
+    let mut config = ccmp_core::Config::from_env().context("bad settings in the environment")?;
+    config.launch = ccmp_core::LaunchMode::Watch;
+    let ccmp = Ccmp::open_store_with(store, config).context("failed to open the task store")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

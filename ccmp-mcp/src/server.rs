@@ -137,17 +137,20 @@ impl Server {
     }
 
     async fn start(&self, mut params: TaskParams) -> Result<ccmp_core::TaskRecord, String> {
-        let after = params.after.take().unwrap_or_default();
-        let after = self
-            .blocking(move |ccmp| ccmp.resolve_all(&after))
-            .await
-            .map_err(|e| format!("after: {e}"))?;
-        let group = params.group.clone();
-        let default_agent = self
-            .blocking(move |ccmp| ccmp.default_agent(group.as_deref()))
-            .await?;
-        let request = params.into_request(after, default_agent)?;
-        self.blocking(move |ccmp| ccmp.start(request)).await
+        // One trip to the blocking pool for the whole start: each trip is a hand-off between
+        // threads, and a start is on the path of every reply that says "started".
+        let ccmp = self.ccmp.clone();
+        tokio::task::spawn_blocking(move || {
+            let after = params.after.take().unwrap_or_default();
+            let after = ccmp
+                .resolve_all(&after)
+                .map_err(|e| format!("after: {}", fail(e)))?;
+            let default_agent = ccmp.default_agent(params.group.as_deref()).map_err(fail)?;
+            let request = params.into_request(after, default_agent)?;
+            ccmp.start(request).map_err(fail)
+        })
+        .await
+        .map_err(|e| format!("internal error: {e}"))?
     }
 
     async fn resolve(&self, id: &str) -> Result<ccmp_core::TaskId, String> {

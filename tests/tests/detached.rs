@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ccmp_core::{
-    Ccmp, Config, FsStore, LogRange, OutputSource, TaskRecord, TaskStatus, TaskStore, WaitMode,
+    Ccmp, Config, FsStore, LaunchMode, LogRange, OutputSource, TaskRecord, TaskStatus, TaskStore,
+    WaitMode,
 };
 use ccmp_tests::{Sandbox, grandchild_pids, pid_alive, poll, task_processes, workspace_bin};
 use pretty_assertions::assert_eq;
@@ -222,6 +223,71 @@ async fn a_runner_binary_that_is_not_ccmp_fails_the_start_clearly() {
     let record = ccmp.status(&ids[0]).unwrap();
     assert_eq!(record.status, TaskStatus::Failed);
     assert!(record.error().unwrap().contains("/bin/true"));
+}
+
+/// A frontend that lives on (the MCP server) does not wait for the runner to be ready: the
+/// start returns at once, and a runner that exits before taking the task leaves it `failed`
+/// with the runner's own words, recorded by the frontend's reaper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_runner_that_dies_before_taking_its_task_fails_it_with_its_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let runner = sandbox.path("broken-runner");
+    std::fs::write(
+        &runner,
+        "#!/bin/sh\necho 'ccmp runner: cannot open the state dir: disk on fire' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&runner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = Config {
+        claude_program: workspace_bin("fake-claude").into_os_string(),
+        launch: LaunchMode::Watch,
+        ..Config::default()
+    };
+    let ccmp = Ccmp::open_with_runner(FsStore::open(sandbox.state()).unwrap(), config, &runner);
+    let started = ccmp.start(sandbox.request("x")).unwrap();
+    assert_eq!(started.status, TaskStatus::Queued);
+    let record = poll(LONG, "the task to be recorded failed", || {
+        let record = ccmp.status(&started.id).unwrap();
+        record.status.is_terminal().then_some(record)
+    });
+    assert_eq!(record.status, TaskStatus::Failed);
+    let error = record.error().unwrap();
+    assert!(
+        error.contains("could not start") && error.contains("disk on fire"),
+        "{error}"
+    );
+}
+
+/// Watched runners run their tasks as confirmed ones do, and one killed after it took its task
+/// leaves it `lost`, not "could not start".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_runners_run_tasks_and_a_killed_one_is_lost() {
+    let sandbox = Sandbox::new();
+    let config = Config {
+        claude_program: workspace_bin("fake-claude").into_os_string(),
+        launch: LaunchMode::Watch,
+        ..Config::default()
+    };
+    let ccmp = Ccmp::open_with_runner(
+        FsStore::open(sandbox.state()).unwrap(),
+        config,
+        workspace_bin("ccmp-test-host"),
+    );
+    let quick = ccmp.start(sandbox.request("FAKE_TOOLS=1")).unwrap();
+    let slow = ccmp.start(sandbox.request("FAKE_SLEEP=60")).unwrap();
+    let done = ccmp.wait(&[quick.id], WaitMode::All, LONG).await.unwrap();
+    assert_eq!(done.finished[0].status, TaskStatus::Succeeded);
+    let running = poll(LONG, "the slow task to run", || {
+        let record = ccmp.status(&slow.id).unwrap();
+        (record.status == TaskStatus::Running).then_some(record)
+    });
+    kill9(running.runner.unwrap().pid);
+    let record = poll(LONG, "the killed task to end", || {
+        let record = ccmp.status(&slow.id).unwrap();
+        record.status.is_terminal().then_some(record)
+    });
+    assert_eq!(record.status, TaskStatus::Lost, "{:?}", record.error());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

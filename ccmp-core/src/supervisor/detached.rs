@@ -1,9 +1,11 @@
 //! [`DetachedSupervisor`]: one small runner process per task, outliving the frontend.
 //!
 //! `launch` re-executes a binary (by default the frontend's own) with the hidden subcommand
-//! `__ccmp-runner`, and returns once the runner has taken the task (holds `runner.lock` and has
-//! recorded its identity) and said so on its stdout. The frontend's child handle goes to a reaper
-//! thread, so a long-lived frontend collects its exited runners instead of keeping zombies. The
+//! `__ccmp-runner`. With [`LaunchMode::AwaitReady`] it returns once the runner has taken the task
+//! (holds `runner.lock` and has recorded its identity) and said so on its stdout; with
+//! [`LaunchMode::Watch`] it returns at once, and the reaper records the task `failed` if the
+//! runner exits before taking it. The frontend's child handle goes to a reaper thread, so a
+//! long-lived frontend collects its exited runners instead of keeping zombies. The
 //! runner leaves the frontend's session, makes itself a child subreaper, waits for a slot, and
 //! runs the agent through the `__ccmp-exec-agent` trampoline so that the agent dies if the runner
 //! is killed.
@@ -22,7 +24,7 @@ use rustix::process::Signal;
 use super::runner::{READY, RUNNER_CMD};
 use super::{Supervisor, reaper, unix};
 use crate::agent::TASK_ENV;
-use crate::config::Config;
+use crate::config::{Config, LaunchMode};
 use crate::error::{StoreError, SupervisorError};
 use crate::id::TaskId;
 use crate::private_file;
@@ -85,6 +87,7 @@ impl Supervisor for DetachedSupervisor {
         };
         let log = private_file::open_append(&self.store.layout().runner_log(&record.id))
             .map_err(spawn_err)?;
+        let watch = self.config.launch == LaunchMode::Watch;
         let mut child = Command::new(&self.runner_program)
             .arg(RUNNER_CMD)
             .args(self.runner_args(&record.id))
@@ -93,10 +96,17 @@ impl Supervisor for DetachedSupervisor {
             // and must not be swept when the outer one ends. Its agent gets its own marker.
             .env_remove(TASK_ENV)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(if watch { Stdio::null() } else { Stdio::piped() })
             .stderr(log)
             .spawn()
             .map_err(spawn_err)?;
+        if watch {
+            let (store, id, program) = (self.store.clone(), record.id, self.runner_program.clone());
+            reaper::adopt_watched(child, move |status| {
+                runner_exited(&store, &id, &program, status);
+            });
+            return Ok(());
+        }
         // The runner says "ready" once it holds the task's lock and has recorded itself.
         let mut line = String::new();
         let ready = child
@@ -109,23 +119,9 @@ impl Supervisor for DetachedSupervisor {
             return Ok(());
         }
         let status = child.wait().map_err(spawn_err)?;
-        let log_tail = private_file::read(&self.store.layout().runner_log(&record.id))
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        let reason = log_tail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                format!(
-                    "it exited with {status} without taking the task; is `{}` a ccmp binary?",
-                    self.runner_program.display()
-                )
-            });
         Err(SupervisorError::RunnerFailed {
             program: self.runner_program.clone(),
-            reason,
+            reason: failure_reason(&self.store, &record.id, &self.runner_program, status),
         })
     }
 
@@ -217,6 +213,67 @@ impl DetachedSupervisor {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+/// Why a runner exited without taking its task: the last line of its log, or its exit status.
+fn failure_reason(
+    store: &FsStore,
+    id: &TaskId,
+    program: &std::path::Path,
+    status: std::process::ExitStatus,
+) -> String {
+    let log = private_file::read(&store.layout().runner_log(id))
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    log.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "it exited with {status} without taking the task; is `{}` a ccmp binary?",
+                program.display()
+            )
+        })
+}
+
+/// Called by the reaper when a runner launched with [`LaunchMode::Watch`] has exited. One that
+/// never took its task (recorded no identity) leaves it `failed` with its log's last line; one
+/// that did is judged as any other runner (its outcome is recorded, or it is `lost`).
+fn runner_exited(
+    store: &FsStore,
+    id: &TaskId,
+    program: &std::path::Path,
+    status: std::process::ExitStatus,
+) {
+    let settle = || -> Result<(), SupervisorError> {
+        let lock_path = store.layout().runner_lock(id);
+        let lock =
+            private_file::open_lock(&lock_path).map_err(|e| StoreError::read(&lock_path, e))?;
+        if lock.try_lock().is_err() {
+            // Another process holds the task (a runner that took it up): not ours to judge.
+            return Ok(());
+        }
+        let mut record = store.load(id)?;
+        if record.status.is_terminal() {
+            return Ok(());
+        }
+        if record.runner.is_some() {
+            drop(lock);
+            refresh(store, record)?;
+            return Ok(());
+        }
+        let reason = failure_reason(store, id, program, status);
+        record.finish(
+            TaskStatus::Failed,
+            Outcome::failure(format!("its runner could not start: {reason}")),
+        );
+        store.save(&record)?;
+        Ok(())
+    };
+    if let Err(e) = settle() {
+        tracing::warn!(task = %id.short(), "could not record how its runner exited: {e:#}");
     }
 }
 

@@ -12,8 +12,11 @@ use std::time::Duration;
 /// How often exited runners are collected.
 const EVERY: Duration = Duration::from_millis(250);
 
+/// What to do once a watched child has exited (it is called on the reaper's thread).
+type OnExit = Box<dyn FnOnce(std::process::ExitStatus) + Send>;
+
 struct Reaper {
-    children: Mutex<Vec<Child>>,
+    children: Mutex<Vec<(Child, Option<OnExit>)>>,
     wake: Condvar,
 }
 
@@ -35,7 +38,26 @@ fn run() {
     let reaper = reaper();
     let mut children = reaper.children.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        children.retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+        let mut exited = Vec::new();
+        children.retain_mut(|(child, on_exit)| match child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                if let Some(on_exit) = on_exit.take() {
+                    exited.push((on_exit, status));
+                }
+                false
+            }
+            Err(_) => false,
+        });
+        if !exited.is_empty() {
+            // Not under the lock: judging an exit reads and writes the store.
+            drop(children);
+            for (on_exit, status) in exited {
+                on_exit(status);
+            }
+            children = reaper.children.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
         let wait = if children.is_empty() {
             Duration::from_secs(3600)
         } else {
@@ -51,11 +73,23 @@ fn run() {
 
 /// Hands a live runner to the reaper.
 pub(crate) fn adopt(child: Child) {
+    push(child, None);
+}
+
+/// Hands a live runner to the reaper, which calls `on_exit` with its status once it exits.
+pub(crate) fn adopt_watched(
+    child: Child,
+    on_exit: impl FnOnce(std::process::ExitStatus) + Send + 'static,
+) {
+    push(child, Some(Box::new(on_exit)));
+}
+
+fn push(child: Child, on_exit: Option<OnExit>) {
     let reaper = reaper();
     reaper
         .children
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(child);
+        .push((child, on_exit));
     reaper.wake.notify_one();
 }
