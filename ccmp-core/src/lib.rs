@@ -79,13 +79,34 @@ pub use crate::spec::{
 pub use crate::store::{
     FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore, TaskWatch,
 };
-pub use crate::supervisor::{DetachedSupervisor, InProcessSupervisor, RUNNER_CMD, Supervisor};
+pub use crate::supervisor::{
+    DetachedSupervisor, EXEC_AGENT_PROGRAM, InProcessSupervisor, RUNNER_CMD, Supervisor,
+};
 pub use crate::task::{
     AgentOutcome, AgentProcess, ApiFailure, Attempt, DamagedTask, Outcome, PendingApproval,
     SCHEMA_VERSION, TaskHeader, TaskRecord, TaskStatus,
 };
 pub use crate::view::{TaskView, WorktreeView};
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};
+
+/// The body of the small `ccmp-exec-agent` program: `ccmp-exec-agent __ccmp-exec-agent
+/// <runner-pid> <program> [args…]` arms the parent-death signal (SIGKILL when the runner dies,
+/// even by kill -9), checks the runner is still its parent, enters the task's cgroup, and execs
+/// the agent, exactly as `ccmp __ccmp-exec-agent …` does, without loading the big binary.
+pub fn exec_agent_main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_none_or(|first| first != supervisor::EXEC_AGENT_CMD)
+    {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"ccmp-exec-agent: ccmp's task runners start agents through this program; it is not run by hand\n",
+        );
+        return ExitCode::from(2);
+    }
+    supervisor::exec_agent(args)
+}
 
 /// Whether this process was started as one of ccmp's hidden subcommands (a task runner or the
 /// agent trampoline) rather than as the program itself.

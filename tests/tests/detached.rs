@@ -142,9 +142,32 @@ async fn running_with_grandchild(ccmp: &Ccmp, sandbox: &Sandbox) -> (TaskRecord,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_killed_with_sigkill_leaves_a_lost_task_and_no_processes() {
+    // The runner in target/ has the small `ccmp-exec-agent` beside it, and starts agents
+    // through that.
     let sandbox = Sandbox::new();
-    let ccmp = ccmp(&sandbox, 4);
-    let (record, grandchild) = running_with_grandchild(&ccmp, &sandbox).await;
+    killed_runner_leaves_lost_task_and_no_processes(&sandbox, ccmp(&sandbox, 4)).await;
+}
+
+/// A runner binary with no `ccmp-exec-agent` beside it starts agents through itself, with the
+/// same guarantee: the agent dies with its runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ccmp_exec_agent_a_runner_starts_agents_through_itself() {
+    let sandbox = Sandbox::new();
+    let alone = sandbox.path("bin");
+    std::fs::create_dir(&alone).unwrap();
+    let runner = alone.join("ccmp-test-host");
+    std::fs::copy(workspace_bin("ccmp-test-host"), &runner).unwrap();
+    let config = Config {
+        grace: Duration::from_millis(1500),
+        claude_program: workspace_bin("fake-claude").into_os_string(),
+        ..Config::default()
+    };
+    let ccmp = Ccmp::open_with_runner(FsStore::open(sandbox.state()).unwrap(), config, runner);
+    killed_runner_leaves_lost_task_and_no_processes(&sandbox, ccmp).await;
+}
+
+async fn killed_runner_leaves_lost_task_and_no_processes(sandbox: &Sandbox, ccmp: Ccmp) {
+    let (record, grandchild) = running_with_grandchild(&ccmp, sandbox).await;
     let agent = record.agent_process.clone().unwrap().identity;
     kill9(record.runner.clone().unwrap().pid);
     // The agent dies with its runner (parent-death signal)...

@@ -38,9 +38,13 @@ const STDERR_TAIL: usize = 4096;
 pub(crate) struct RunContext {
     pub store: Arc<dyn TaskStore>,
     pub grace: Duration,
-    /// A binary that understands [`EXEC_AGENT_CMD`]; the agent is started through it so that it
-    /// dies with its runner.
+    /// This ccmp binary, for a detached runner: it understands [`EXEC_AGENT_CMD`] and runs the
+    /// approval hook.
     pub trampoline: Option<PathBuf>,
+    /// What the agent is started through so that it dies with its runner: the small
+    /// `ccmp-exec-agent` beside the trampoline where there is one (one exec of a small program
+    /// instead of the big one), else the trampoline itself. See [`unix::agent_launcher`].
+    pub launcher: Option<PathBuf>,
     /// Whether this process is a child subreaper that must reap orphans.
     pub reap_orphans: bool,
     /// The state dir, for a detached runner: the approval hook finds its task there.
@@ -156,9 +160,9 @@ pub(crate) async fn run_attempt(
         }
     }
     let kind = record.spec.agent_kind();
-    let mut command = match &ctx.trampoline {
-        Some(trampoline) => {
-            let mut c = Command::new(trampoline);
+    let mut command = match &ctx.launcher {
+        Some(launcher) => {
+            let mut c = Command::new(launcher);
             c.arg(EXEC_AGENT_CMD)
                 .arg(rustix::process::getpid().as_raw_nonzero().get().to_string())
                 .arg(&invocation.program);
@@ -192,7 +196,7 @@ pub(crate) async fn run_attempt(
     // enters it before it execs the agent (without one, the agent is moved just after it
     // starts, and what it forks in between escapes the cgroup but not the marker sweep).
     let cgroup = cgroup::create(&record.id);
-    if let (Some(dir), true) = (&cgroup, ctx.trampoline.is_some()) {
+    if let (Some(dir), true) = (&cgroup, ctx.launcher.is_some()) {
         command.env(unix::CGROUP_ENV, dir);
     }
     let mut child = match command.spawn() {

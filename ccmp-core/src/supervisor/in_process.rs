@@ -48,6 +48,7 @@ impl InProcessSupervisor {
                     store,
                     grace: config.grace,
                     trampoline: None,
+                    launcher: None,
                     reap_orphans: false,
                     state_dir: None,
                 },

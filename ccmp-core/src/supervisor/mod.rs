@@ -23,6 +23,7 @@ pub(crate) use self::queue::{budget_block, poke as poke_queue, running_now};
 pub(crate) use self::reaper::adopt as adopt_child;
 pub use self::runner::RUNNER_CMD;
 pub(crate) use self::runner::runner_main;
+pub use self::unix::EXEC_AGENT_PROGRAM;
 pub(crate) use self::unix::{EXEC_AGENT_CMD, exec_agent};
 use crate::error::SupervisorError;
 use crate::task::TaskRecord;

@@ -159,10 +159,12 @@ async fn supervise(
         }
     };
     let shared: Arc<dyn TaskStore> = Arc::new(store.clone());
+    let trampoline = std::env::current_exe().ok();
     let ctx = RunContext {
         store: shared.clone(),
         grace: args.grace,
-        trampoline: std::env::current_exe().ok(),
+        launcher: trampoline.as_deref().map(unix::agent_launcher),
+        trampoline,
         reap_orphans: true,
         state_dir: Some(store.root().to_owned()),
     };

@@ -22,6 +22,20 @@ use crate::process_identity::proc_stat;
 /// Hidden subcommand: set the parent-death signal, then exec the agent.
 pub(crate) const EXEC_AGENT_CMD: &str = "__ccmp-exec-agent";
 
+/// The small program that does only [`EXEC_AGENT_CMD`], installed beside `ccmp` and `ccmp-mcp`.
+pub const EXEC_AGENT_PROGRAM: &str = "ccmp-exec-agent";
+
+/// What to start agents through: `ccmp-exec-agent` beside `trampoline` if it is there (it
+/// starts in a fraction of the time the big binary takes to load and relocate), else
+/// `trampoline` itself, which does the same.
+pub(crate) fn agent_launcher(trampoline: &std::path::Path) -> std::path::PathBuf {
+    trampoline
+        .parent()
+        .map(|dir| dir.join(EXEC_AGENT_PROGRAM))
+        .filter(|small| small.is_file())
+        .unwrap_or_else(|| trampoline.to_owned())
+}
+
 /// Writes a line to stderr, ignoring failure: `eprintln!` panics when stderr cannot be written,
 /// and a runner's stderr is a log file on a disk that may be full.
 pub(crate) fn say(message: std::fmt::Arguments<'_>) {
@@ -166,4 +180,19 @@ pub(crate) fn exec_agent(mut args: impl Iterator<Item = OsString>) -> ExitCode {
         program.to_string_lossy()
     ));
     ExitCode::from(127)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_start_through_the_small_program_beside_the_runner_where_there_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = dir.path().join("ccmp");
+        std::fs::write(&runner, "").unwrap();
+        assert_eq!(agent_launcher(&runner), runner);
+        std::fs::write(dir.path().join(EXEC_AGENT_PROGRAM), "").unwrap();
+        assert_eq!(agent_launcher(&runner), dir.path().join(EXEC_AGENT_PROGRAM));
+    }
 }
