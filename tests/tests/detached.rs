@@ -148,6 +148,40 @@ async fn a_runner_killed_with_sigkill_leaves_a_lost_task_and_no_processes() {
     killed_runner_leaves_lost_task_and_no_processes(&sandbox, ccmp(&sandbox, 4)).await;
 }
 
+/// Where there is no cgroup for the task (none can be made, or `CCMP_TASK_CGROUPS=off`), the
+/// marker sweep finds what the agent left in a session of its own.
+#[test]
+fn without_a_cgroup_the_marker_sweep_stops_what_the_agent_left() {
+    let sandbox = Sandbox::new();
+    let output = Command::new(workspace_bin("ccmp"))
+        .args(["start", "--wait", "--json", "FAKE_GRANDCHILD"])
+        .env("CCMP_STATE_DIR", sandbox.state())
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_TASK_CGROUPS", "off")
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .current_dir(sandbox.work())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let view: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let id = view["id"].as_str().unwrap().to_owned();
+    let record = sandbox.stored_record(&id);
+    assert_eq!(record["status"], "succeeded");
+    assert!(record["agent_process"]["cgroup"].is_null(), "{record}");
+    let store = FsStore::open(sandbox.state()).unwrap();
+    let task = store.resolve(&id).unwrap();
+    let stderr = store
+        .read_log(&task, ccmp_core::LogStream::Stderr, LogRange::tail(10))
+        .unwrap();
+    let pids = grandchild_pids(&stderr.text);
+    assert!(!pids.is_empty(), "the agent left no grandchild to find");
+    // The outcome is recorded only after the sweep: the grandchild is gone already.
+    for pid in pids {
+        assert!(!pid_alive(pid), "grandchild {pid} outlived its task");
+    }
+}
+
 /// A runner binary with no `ccmp-exec-agent` beside it starts agents through itself, with the
 /// same guarantee: the agent dies with its runner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

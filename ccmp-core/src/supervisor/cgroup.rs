@@ -51,6 +51,19 @@ fn base_cgroup() -> Option<PathBuf> {
     Some(dir)
 }
 
+/// Whether a process ever ran in the cgroup `dir` (its CPU time is above zero). A trampoline that
+/// could not enter it leaves it unused, and then its emptiness says nothing about the tree.
+pub(crate) fn was_used(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cpu.stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .is_some_and(|usec| usec > 0)
+}
+
 /// Moves process `pid` into the cgroup `dir`.
 pub(crate) fn enter(dir: &Path, pid: u32) -> io::Result<()> {
     fs::write(dir.join("cgroup.procs"), pid.to_string())
@@ -70,8 +83,15 @@ pub(crate) fn leave_task_cgroup() {
     }
 }
 
+/// Set to `off` to run agents without a cgroup of their own, where one could be made (then the
+/// marker sweep alone finds a task's processes).
+pub(crate) const CGROUPS_ENV: &str = "CCMP_TASK_CGROUPS";
+
 /// Makes the cgroup of task `task`'s agent; `None` where cgroup v2 is not writable.
 pub(crate) fn create(task: &TaskId) -> Option<PathBuf> {
+    if std::env::var_os(CGROUPS_ENV).is_some_and(|v| v == "off") {
+        return None;
+    }
     let dir = base_cgroup()?.join(format!("{PREFIX}{}", task.simple()));
     match fs::create_dir(&dir) {
         Ok(()) => Some(dir),

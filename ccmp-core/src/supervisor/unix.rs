@@ -93,12 +93,20 @@ pub(crate) fn marked_processes(task: &TaskId) -> Vec<i32> {
 /// The environment variable that tells the exec trampoline which cgroup to enter.
 pub(crate) const CGROUP_ENV: &str = "CCMP_AGENT_CGROUP";
 
-/// Kills (SIGKILL) every process of the task's tree: all of its cgroup, if it has one, then
-/// every process that carries its marker, repeating until none is left or a few rounds have
-/// passed (a process may fork while being swept). Returns how many marked ones were killed.
+/// Kills (SIGKILL) every process of the task's tree: all of its cgroup, if it has one and the
+/// agent ran in it; else every process that carries its marker, repeating until none is left or
+/// a few rounds have passed (a process may fork while being swept). Returns how many marked ones
+/// were killed.
+///
+/// The marker scan reads the environment of every process on the machine, so it runs only where
+/// it must: with the cgroup killed and empty, every process of the tree was born in it and is
+/// gone (only one with the privilege to move itself to another cgroup could have left).
 pub(crate) fn sweep_task(task: &TaskId, cgroup: Option<&std::path::Path>) -> usize {
     if let Some(dir) = cgroup {
-        super::cgroup::kill(dir);
+        let entered = super::cgroup::was_used(dir);
+        if super::cgroup::kill(dir) && entered {
+            return 0;
+        }
     }
     let mut killed = 0;
     for round in 0..20 {
