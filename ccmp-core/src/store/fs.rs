@@ -315,6 +315,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_replace(path, bytes, true)
 }
 
+/// Writes `bytes` to `path` atomically but not durably (no fsync): for files whose loss in a
+/// crash costs nothing worse than a repeated notice.
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_replace(path, bytes, false)
+}
+
 /// Writes `bytes` to `path` by temp file and rename: readers see the old or the new content,
 /// never a mix. With `durable`, the file and the directory are fsynced too.
 fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {

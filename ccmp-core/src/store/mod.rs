@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub use self::fs::FsStore;
-pub(crate) use self::fs::{write_atomic, write_new};
+pub(crate) use self::fs::{write_atomic, write_new, write_replacing};
 pub use self::log::{LogChunk, LogRange, LogStream, MAX_LOG_READ};
 pub use self::memory::MemoryStore;
 pub(crate) use self::watch::DirWatch;

@@ -238,15 +238,20 @@ fn failure_reason(
         })
 }
 
-/// Called by the reaper when a runner launched with [`LaunchMode::Watch`] has exited. One that
-/// never took its task (recorded no identity) leaves it `failed` with its log's last line; one
-/// that did is judged as any other runner (its outcome is recorded, or it is `lost`).
+/// Called by the reaper when a runner launched with [`LaunchMode::Watch`] has exited. A runner
+/// that exits 0 did its part (the task ended, or waits for an approval or a usage limit with no
+/// runner). One that failed or was killed while the task is still queued with no runner
+/// recorded never took it: the task is `failed` with the last line of its log. One that had
+/// taken it is judged as any other runner (its outcome is recorded, or it is `lost`).
 fn runner_exited(
     store: &FsStore,
     id: &TaskId,
     program: &std::path::Path,
     status: std::process::ExitStatus,
 ) {
+    if status.success() {
+        return;
+    }
     let settle = || -> Result<(), SupervisorError> {
         let lock_path = store.layout().runner_lock(id);
         let lock =
@@ -259,7 +264,7 @@ fn runner_exited(
         if record.status.is_terminal() {
             return Ok(());
         }
-        if record.runner.is_some() {
+        if record.runner.is_some() || record.status != TaskStatus::Queued {
             drop(lock);
             refresh(store, record)?;
             return Ok(());

@@ -399,6 +399,14 @@ impl Queue {
             return Ok(Self::wait(same_group, why));
         }
         let default_reservation = limits.default_reservation();
+        if line.is_empty()
+            && group_limit.is_none()
+            && let Some(lock) = self.first_free_slot(limits.machine)?
+        {
+            // Nobody ahead and no group limit: the first free slot is ours, with no count of
+            // the others (they would only matter to a waiter ahead or a group's limit).
+            return self.take_slot(lock, reservation, group);
+        }
         let (mut running, mut free) = self.slots(limits.machine)?;
         let held = running.total;
         let held_in_group = running.in_group(group);
@@ -447,10 +455,20 @@ impl Queue {
             );
             return Ok(Self::wait(same_group, why));
         }
+        self.take_slot(free.swap_remove(0), reservation, group)
+    }
+
+    /// Takes the slot whose lock is held: reserves against budgets, leaves the line, and writes
+    /// who holds it.
+    fn take_slot(
+        &self,
+        lock: File,
+        reservation: Option<f64>,
+        group: &GroupName,
+    ) -> io::Result<Turn> {
         if let (Some(amount), Some(id)) = (reservation, self.entry.id) {
             budget::reserve(&self.layout, &id, group, amount)?;
         }
-        let lock = free.swap_remove(0);
         self.leave();
         // Who holds the slot, for the count of a group's running tasks.
         let _ = lock.set_len(0);
@@ -461,6 +479,34 @@ impl Queue {
             lock,
             layout: self.layout.clone(),
         }))
+    }
+
+    /// A free slot below `limit`, locked, found by trying them from a place that depends on the
+    /// task (so that tasks starting together do not all try slot 0 first), stopping at the first
+    /// free one; `None` if all are held, or if a slot at or above `limit` exists (the limit was
+    /// lowered: then only a full count says whether one may start).
+    fn first_free_slot(&self, limit: usize) -> io::Result<Option<File>> {
+        let above_limit = fs::read_dir(self.layout.slots())?.any(|e| {
+            e.ok()
+                .and_then(|e| e.file_name().into_string().ok())
+                .and_then(|name| name.strip_suffix(".lock")?.parse::<usize>().ok())
+                .is_some_and(|n| n >= limit)
+        });
+        if above_limit {
+            return Ok(None);
+        }
+        let start = self.entry.id.map_or(0, |id| {
+            (id.uuid().as_u128() % limit.max(1) as u128) as usize
+        });
+        for n in (0..limit).map(|i| (start + i) % limit) {
+            let file = open_lock(&self.layout.slot(n))?;
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(file)),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     /// Who holds slots now, and the free slots below `limit`, locked.

@@ -22,7 +22,7 @@ use crate::process_identity::proc_stat;
 /// Hidden subcommand: set the parent-death signal, then exec the agent.
 pub(crate) const EXEC_AGENT_CMD: &str = "__ccmp-exec-agent";
 
-/// The small program that does only [`EXEC_AGENT_CMD`], installed beside `ccmp` and `ccmp-mcp`.
+/// The small program that does only `__ccmp-exec-agent`, installed beside `ccmp` and `ccmp-mcp`.
 pub const EXEC_AGENT_PROGRAM: &str = "ccmp-exec-agent";
 
 /// What to start agents through: `ccmp-exec-agent` beside `trampoline` if it is there (it
