@@ -60,11 +60,12 @@ impl StateLayout {
     }
 
     /// The dirs created when a store is opened.
-    pub(crate) fn dirs(&self) -> [PathBuf; 8] {
+    pub(crate) fn dirs(&self) -> [PathBuf; 9] {
         [
             self.events(),
             self.tasks(),
             self.active(),
+            self.finished(),
             self.queue(),
             self.slots(),
             self.usage_limits(),
@@ -130,6 +131,12 @@ impl StateLayout {
     /// Where the markers of queued and running tasks live.
     pub fn active(&self) -> PathBuf {
         self.root.join("active")
+    }
+
+    /// The index of finished tasks: one empty file per task, named for its creation time, id,
+    /// state and group.
+    pub fn finished(&self) -> PathBuf {
+        self.root.join("finished")
     }
 
     /// The marker that lists a task as queued or running.

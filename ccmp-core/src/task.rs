@@ -418,6 +418,10 @@ pub struct TaskHeader {
     pub status: TaskStatus,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Its group, where known without reading the whole record (from the index of finished
+    /// tasks, or a record at hand); `None` when it must be read.
+    #[serde(skip)]
+    pub group: Option<crate::group::GroupName>,
 }
 
 impl From<&TaskRecord> for TaskHeader {
@@ -426,6 +430,7 @@ impl From<&TaskRecord> for TaskHeader {
             id: record.id,
             status: record.status,
             created_at: record.created_at,
+            group: Some(record.spec.group.clone()),
         }
     }
 }

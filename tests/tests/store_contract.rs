@@ -384,6 +384,88 @@ mod fs_only {
         assert_eq!(store.list().unwrap().len(), 1);
     }
 
+    /// The entry of `id` in the index of finished tasks, if any.
+    fn index_entry(dir: &std::path::Path, id: &ccmp_core::TaskId) -> Option<std::path::PathBuf> {
+        std::fs::read_dir(dir.join("finished"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains(&id.simple()))
+    }
+
+    /// Listing every task reads names, not records: finished tasks come from the index of
+    /// finished tasks (one name each, with creation time, state and group), checked against
+    /// the task dirs; the index heals what a crash, a cut-short cleanup or an older ccmp left.
+    #[test]
+    fn every_task_is_listed_from_the_finished_index_which_heals_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let mut done = Vec::new();
+        for i in 0..5 {
+            let mut r = record(&format!("task {i}"));
+            store.create(&r).unwrap();
+            r.finish(TaskStatus::Succeeded, ccmp_core::Outcome::default());
+            store.save(&r).unwrap();
+            assert!(index_entry(dir.path(), &r.id).is_some(), "not indexed");
+            done.push(r);
+        }
+        let live = record("live");
+        store.create(&live).unwrap();
+        assert!(index_entry(dir.path(), &live.id).is_none());
+        let listed = |store: &FsStore| -> Vec<ccmp_core::TaskHeader> {
+            let mut headers: Vec<_> = store
+                .headers(false)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.expect("no damaged task"))
+                .collect();
+            headers.sort_by_key(|h| h.created_at);
+            headers
+        };
+        let headers = listed(&store);
+        assert_eq!(headers.len(), 6);
+        assert_eq!(headers[0].id, done[0].id);
+        assert_eq!(headers[0].created_at, done[0].created_at);
+        assert_eq!(headers[0].group.as_ref().unwrap().as_str(), "default");
+        assert_eq!(headers[5].status, TaskStatus::Queued);
+
+        // Names, not records: a finished task's record is not opened to list it (a damaged one
+        // is reported when its page is loaded or the task is looked at).
+        std::fs::write(store.task_dir(&done[0].id).join("record.json"), b"garbage").unwrap();
+        assert_eq!(listed(&store)[0].status, TaskStatus::Succeeded);
+        assert!(store.load(&done[0].id).is_err());
+
+        // An entry lost (a crash between the record and the entry, or an older ccmp) comes back
+        // from the record.
+        std::fs::remove_file(index_entry(dir.path(), &done[1].id).unwrap()).unwrap();
+        assert_eq!(listed(&store).len(), 6);
+        assert!(
+            index_entry(dir.path(), &done[1].id).is_some(),
+            "not re-indexed"
+        );
+
+        // An entry whose task dir is gone (a cleanup cut short) is dropped and not counted.
+        std::fs::remove_dir_all(store.task_dir(&done[2].id)).unwrap();
+        assert_eq!(listed(&store).len(), 5);
+        assert!(index_entry(dir.path(), &done[2].id).is_none());
+
+        // Removing a task removes its entry; a task that ends is indexed as it ends.
+        store.remove(&done[3].id).unwrap();
+        assert!(index_entry(dir.path(), &done[3].id).is_none());
+        let mut live = live;
+        live.finish(TaskStatus::Cancelled, ccmp_core::Outcome::failure("stop"));
+        store.save(&live).unwrap();
+        let headers = listed(&store);
+        assert_eq!(headers.len(), 4);
+        assert!(headers.iter().all(|h| h.status.is_terminal()));
+        assert!(
+            index_entry(dir.path(), &live.id)
+                .unwrap()
+                .to_string_lossy()
+                .contains(".cancelled.default")
+        );
+    }
+
     #[test]
     fn live_tasks_are_listed_from_markers_and_stale_markers_are_tidied() {
         let dir = tempfile::tempdir().unwrap();

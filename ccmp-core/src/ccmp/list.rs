@@ -105,8 +105,12 @@ impl Ccmp {
         let mut entries: Vec<(TaskHeader, Option<TaskRecord>)> = Vec::new();
         for entry in self.store.headers(active_only)? {
             match entry {
-                // The group is not in the header: with a group filter, read the record.
-                Ok(header) if header.status.is_terminal() && query.group.is_some() => {
+                // The group is not in this header: with a group filter, read the record.
+                Ok(header)
+                    if header.status.is_terminal()
+                        && query.group.is_some()
+                        && header.group.is_none() =>
+                {
                     match self.store.load(&header.id) {
                         Ok(record) => entries.push((header, Some(record))),
                         Err(StoreError::NotFound { .. }) => {}
@@ -135,7 +139,11 @@ impl Ccmp {
                 && query
                     .group
                     .as_ref()
-                    .is_none_or(|group| record.as_ref().is_some_and(|r| r.spec.group == *group))
+                    .is_none_or(|group| match (&h.group, record) {
+                        (Some(known), _) => known == group,
+                        (None, Some(r)) => r.spec.group == *group,
+                        (None, None) => false,
+                    })
         });
         entries.sort_by(|(a, _), (b, _)| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let total = entries.len();

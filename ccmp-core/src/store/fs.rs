@@ -12,12 +12,13 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::finished_index::FinishedIndex;
 use super::{Listed, LogChunk, LogRange, LogStream, TaskStore, TaskWatch, litter};
 use crate::error::StoreError;
 use crate::id::{IdPrefix, TaskId};
 use crate::layout::StateLayout;
 use crate::private_file;
-use crate::task::{DamagedTask, SCHEMA_VERSION, TaskHeader, TaskRecord};
+use crate::task::{DamagedTask, SCHEMA_VERSION, TaskHeader, TaskRecord, TaskStatus};
 
 /// How young an active marker of a task not (yet) on disk is left alone.
 const ORPHAN_MARKER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -132,11 +133,23 @@ impl FsStore {
         self.layout.active_marker(id)
     }
 
-    /// Keeps the active marker in step with the record's state. A stale marker is harmless
-    /// (readers check the record); a missing one is restored by the next save.
-    fn mark_active(&self, record: &TaskRecord) {
+    fn finished_index(&self) -> FinishedIndex {
+        FinishedIndex::new(self.layout.finished())
+    }
+
+    /// Keeps the active marker and the index of finished tasks in step with the record's state
+    /// (`before`: its state on disk before this save, if known). A finished task's entry is
+    /// added before its marker goes, so it is never in neither. A stale marker is harmless
+    /// (readers check the record); a missing one is restored by the next save, and a missing
+    /// index entry by the next listing of every task.
+    fn mark_active(&self, record: &TaskRecord, before: Option<TaskStatus>) {
         let marker = self.active_marker(&record.id);
         if record.status.is_terminal() {
+            if let Err(e) = self.finished_index().add(record, before) {
+                tracing::debug!(
+                    "could not index a finished task (the next full listing will): {e}"
+                );
+            }
             let _ = fs::remove_file(marker);
         } else if !marker.exists() {
             let _ = private_file::touch(&marker);
@@ -194,6 +207,49 @@ impl FsStore {
 }
 
 impl FsStore {
+    /// The headers of `ids`, read from their records; for `active` markers, a marker of a
+    /// finished task is tidied away (after indexing the task) and one of a task not on disk is
+    /// removed once it is old.
+    fn read_headers(&self, ids: Vec<TaskId>, active: bool) -> Vec<Result<TaskHeader, DamagedTask>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let path = self.record_path(&id);
+            let header = match private_file::read(&path) {
+                Ok(bytes) => serde_json::from_slice::<TaskHeader>(&bytes)
+                    .ok()
+                    .filter(|h| h.id == id)
+                    .map(Ok)
+                    // Not a plain header: read it in full to say what is wrong.
+                    .unwrap_or_else(|| {
+                        parse_record(&id, &path, &bytes).map(|r| TaskHeader::from(&r))
+                    }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.read_record(&id).map(|r| TaskHeader::from(&r))
+                }
+                Err(e) => Err(read_error(&id, path.clone(), e)),
+            };
+            match header {
+                Ok(header) => {
+                    if active && header.status.is_terminal() {
+                        // A marker left behind by a crash: index the task, then tidy the marker.
+                        if let Ok(record) = self.read_record(&id) {
+                            self.mark_active(&record, None);
+                        }
+                        continue;
+                    }
+                    out.push(Ok(header));
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    if active {
+                        self.remove_orphan_marker(&id);
+                    }
+                }
+                Err(e) => out.push(Err(self.damaged_entry(&id, e))),
+            }
+        }
+        out
+    }
+
     /// How a listing reports a task whose record cannot be read.
     fn damaged_entry(&self, id: &TaskId, error: StoreError) -> DamagedTask {
         let (path, reason) = match error {
@@ -222,7 +278,7 @@ impl FsStore {
                 StoreError::write(&path, e)
             }
         })?;
-        self.mark_active(record);
+        self.mark_active(record, before);
         if let Some(before) = before
             && before != record.status
         {
@@ -232,7 +288,7 @@ impl FsStore {
     }
 
     /// The state a record file holds, read as a header (cheap); `None` if it cannot be read.
-    fn status_on_disk(&self, path: &Path) -> Option<crate::task::TaskStatus> {
+    fn status_on_disk(&self, path: &Path) -> Option<TaskStatus> {
         let bytes = private_file::read(path).ok()?;
         serde_json::from_slice::<TaskHeader>(&bytes)
             .ok()
@@ -409,7 +465,7 @@ impl TaskStore for FsStore {
         }
         // The active marker goes first: a task dir never exists without one, even if this
         // process is killed right after the rename. (A marker without a task dir is tidied.)
-        self.mark_active(record);
+        self.mark_active(record, None);
         if let Err(e) = fs::rename(staging.path(), &final_dir) {
             let _ = fs::remove_file(self.active_marker(&record.id));
             return Err(StoreError::write(&final_dir, e));
@@ -418,7 +474,7 @@ impl TaskStore for FsStore {
         let _ = staging.keep();
         sync_dir(&shard).map_err(|e| StoreError::write(&shard, e))?;
         // In case a listing took the marker away in between, as one of a task not yet there.
-        self.mark_active(record);
+        self.mark_active(record, None);
         Ok(())
     }
 
@@ -439,44 +495,59 @@ impl TaskStore for FsStore {
         active_only: bool,
     ) -> Result<Vec<Result<TaskHeader, DamagedTask>>, StoreError> {
         litter::sweep(&self.layout.tasks());
-        let ids = if active_only {
-            dir_ids(&self.layout.active())?
-        } else {
-            self.ids()?
-        };
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let path = self.record_path(&id);
-            let header = match private_file::read(&path) {
-                Ok(bytes) => serde_json::from_slice::<TaskHeader>(&bytes)
-                    .ok()
-                    .filter(|h| h.id == id)
-                    .map(Ok)
-                    // Not a plain header: read it in full to say what is wrong.
-                    .unwrap_or_else(|| {
-                        parse_record(&id, &path, &bytes).map(|r| TaskHeader::from(&r))
-                    }),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.read_record(&id).map(|r| TaskHeader::from(&r))
-                }
-                Err(e) => Err(read_error(&id, path.clone(), e)),
-            };
-            match header {
-                Ok(header) => {
-                    if active_only && header.status.is_terminal() {
-                        // A marker left behind by a crash: tidy it.
-                        let _ = fs::remove_file(self.active_marker(&id));
-                        continue;
-                    }
-                    out.push(Ok(header));
-                }
-                Err(StoreError::NotFound { .. }) => {
-                    if active_only {
-                        self.remove_orphan_marker(&id);
-                    }
-                }
-                Err(e) => out.push(Err(self.damaged_entry(&id, e))),
+        if active_only {
+            let ids = dir_ids(&self.layout.active())?;
+            return Ok(self.read_headers(ids, true));
+        }
+        // Every task: finished ones from the index (names only), checked against the task dirs
+        // on disk (names only); the headers of the rest (live tasks, and any the index lacks)
+        // are read from their records.
+        let on_disk: std::collections::HashSet<TaskId> = self.ids()?.into_iter().collect();
+        let index = self.finished_index();
+        let finished = index
+            .entries()
+            .map_err(|e| StoreError::read(self.layout.finished(), e))?;
+        let mut out = Vec::with_capacity(on_disk.len());
+        let mut indexed = std::collections::HashSet::with_capacity(finished.len());
+        let mut twice = Vec::new();
+        for entry in finished {
+            let id = entry.header.id;
+            if !on_disk.contains(&id) {
+                // Removed (a cleanup cut short between its two steps): not a task any more.
+                index.remove_name(&entry.name);
+            } else if indexed.insert(id) {
+                out.push(Ok(entry.header));
+            } else {
+                twice.push(id);
             }
+        }
+        if !twice.is_empty() {
+            // Two entries for one task (a crash while its terminal state changed): the record
+            // says which holds; read it, and let the index be rebuilt for it below.
+            out.retain(|h| h.as_ref().is_ok_and(|h| !twice.contains(&h.id)));
+            for id in &twice {
+                indexed.remove(id);
+            }
+        }
+        let rest: Vec<TaskId> = on_disk
+            .into_iter()
+            .filter(|id| !indexed.contains(id))
+            .collect();
+        for header in self.read_headers(rest, false) {
+            if let Ok(header) = &header
+                && header.status.is_terminal()
+                && let Ok(record) = self.read_record(&header.id)
+            {
+                if twice.contains(&header.id) {
+                    for entry in index.entries().unwrap_or_default() {
+                        if entry.header.id == header.id && entry.header.status != record.status {
+                            index.remove_name(&entry.name);
+                        }
+                    }
+                }
+                let _ = index.add(&record, None);
+            }
+            out.push(header);
         }
         Ok(out)
     }
@@ -513,6 +584,9 @@ impl TaskStore for FsStore {
             Err(e) => return Err(StoreError::write(&dir, e)),
         };
         let _ = fs::remove_file(self.active_marker(id));
+        // Its index entry goes after the dir (a listing removes an entry whose task is gone,
+        // never the other way round).
+        let indexed = self.read_record(id).ok();
         let trash = self.layout.tasks().join(format!(
             "{}{}-{}",
             litter::TRASH,
@@ -525,6 +599,9 @@ impl TaskStore for FsStore {
                 return Err(StoreError::NotFound { id: id.to_string() });
             }
             Err(e) => return Err(StoreError::write(&dir, e)),
+        }
+        if let Some(record) = &indexed {
+            self.finished_index().remove(record);
         }
         let shard = self.shard_dir(id);
         sync_dir(&shard).map_err(|e| StoreError::write(&shard, e))?;

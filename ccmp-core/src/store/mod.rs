@@ -3,6 +3,7 @@
 //! Two implementations pass one contract suite: [`FsStore`] (durable, shared by every process
 //! on the machine) and [`MemoryStore`] (for embedding and tests).
 
+mod finished_index;
 mod fs;
 mod litter;
 mod log;
