@@ -65,6 +65,14 @@ impl FromStr for TaskId {
 
     /// Parses a full id, with or without hyphens.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The form every name in the state dir has (32 lowercase hex digits), without the
+        // general path's copy: listing every task parses one per task.
+        if s.len() == 32
+            && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            && let Ok(uuid) = Uuid::try_parse(s)
+        {
+            return Ok(Self(uuid));
+        }
         let prefix = IdPrefix::parse(s)?;
         if prefix.0.len() != 32 {
             return Err(StoreError::InvalidId {

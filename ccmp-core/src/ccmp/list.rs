@@ -102,7 +102,9 @@ impl Ccmp {
         let mut damaged = Vec::new();
         // Headers first; whole records only for live tasks (which must be checked against their
         // processes) and for the page returned.
-        let mut entries: Vec<(TaskHeader, Option<TaskRecord>)> = Vec::new();
+        // Boxed: a record is large, and most entries (finished tasks) have none; inline, every
+        // entry would take a record's size and the sort would move them all.
+        let mut entries: Vec<(TaskHeader, Option<Box<TaskRecord>>)> = Vec::new();
         for entry in self.store.headers(active_only)? {
             match entry {
                 // The group is not in this header: with a group filter, read the record.
@@ -112,7 +114,7 @@ impl Ccmp {
                         && header.group.is_none() =>
                 {
                     match self.store.load(&header.id) {
-                        Ok(record) => entries.push((header, Some(record))),
+                        Ok(record) => entries.push((header, Some(Box::new(record)))),
                         Err(StoreError::NotFound { .. }) => {}
                         Err(StoreError::Damaged { path, reason, .. }) => {
                             damaged.push(DamagedTask {
@@ -127,7 +129,7 @@ impl Ccmp {
                 }
                 Ok(header) if header.status.is_terminal() => entries.push((header, None)),
                 Ok(header) => match self.status(&header.id) {
-                    Ok(record) => entries.push((TaskHeader::from(&record), Some(record))),
+                    Ok(record) => entries.push((TaskHeader::from(&record), Some(Box::new(record)))),
                     Err(Error::Store(StoreError::NotFound { .. })) => {}
                     Err(e) => return Err(e),
                 },
@@ -149,7 +151,7 @@ impl Ccmp {
         let total = entries.len();
         let mut tasks = Vec::with_capacity(query.limit.min(total));
         for (header, record) in entries.into_iter().take(query.limit) {
-            match record.map_or_else(|| self.store.load(&header.id), Ok) {
+            match record.map_or_else(|| self.store.load(&header.id), |r| Ok(*r)) {
                 Ok(record) => tasks.push(record),
                 Err(StoreError::NotFound { .. }) => {}
                 Err(StoreError::Damaged { path, reason, .. }) => damaged.push(DamagedTask {

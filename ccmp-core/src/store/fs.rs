@@ -502,11 +502,16 @@ impl TaskStore for FsStore {
         // Every task: finished ones from the index (names only), checked against the task dirs
         // on disk (names only); the headers of the rest (live tasks, and any the index lacks)
         // are read from their records.
-        let on_disk: std::collections::HashSet<TaskId> = self.ids()?.into_iter().collect();
         let index = self.finished_index();
-        let finished = index
-            .entries()
-            .map_err(|e| StoreError::read(self.layout.finished(), e))?;
+        // The two directory reads are independent: the shards on a second thread.
+        let (on_disk, finished) = std::thread::scope(|scope| {
+            let shards = scope.spawn(|| self.ids());
+            let finished = index.entries();
+            let on_disk = shards.join().unwrap_or_else(|_| self.ids());
+            (on_disk, finished)
+        });
+        let on_disk: std::collections::HashSet<TaskId> = on_disk?.into_iter().collect();
+        let finished = finished.map_err(|e| StoreError::read(self.layout.finished(), e))?;
         let mut out = Vec::with_capacity(on_disk.len());
         let mut indexed = std::collections::HashSet::with_capacity(finished.len());
         let mut twice = Vec::new();
