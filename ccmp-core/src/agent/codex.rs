@@ -16,7 +16,7 @@
 
 use std::ffi::OsString;
 
-use chrono::{DateTime, Local, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Local, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -320,20 +320,37 @@ fn api_failure(message: &str, now: DateTime<Local>) -> Option<ApiFailure> {
         .then_some(ApiFailure::Transient)
 }
 
-/// "try again at 9:38 pm": the next such time of day, in the local zone, as UTC.
+/// "try again at 9:38 pm": the next such time of day, in the local zone, as UTC. When the reset
+/// is not today, Codex names the date as well: "try again at dec 3rd, 2026 12:24 am".
 fn reset_time(lower: &str, now: DateTime<Local>) -> Option<DateTime<Utc>> {
     let at = lower.find("try again at ")? + "try again at ".len();
     let words = lower[at..].trim_end_matches(['.', ' ']).trim();
-    let time = NaiveTime::parse_from_str(words, "%I:%M %p")
-        .or_else(|_| NaiveTime::parse_from_str(words, "%H:%M"))
-        .ok()?;
-    let mut day = now.date_naive();
-    let mut when = Local.from_local_datetime(&day.and_time(time)).earliest()?;
-    if when <= now {
-        day = day.succ_opt()?;
-        when = Local.from_local_datetime(&day.and_time(time)).earliest()?;
+    let local = |date: NaiveDate, time: NaiveTime| {
+        Local.from_local_datetime(&date.and_time(time)).earliest()
+    };
+    if let Some(time) = time_of_day(words) {
+        let mut day = now.date_naive();
+        let mut when = local(day, time)?;
+        if when <= now {
+            day = day.succ_opt()?;
+            when = local(day, time)?;
+        }
+        return Some(when.with_timezone(&Utc));
     }
-    Some(when.with_timezone(&Utc))
+    // "dec 3rd, 2026 12:24 am"
+    let (month_day, year_time) = words.split_once(", ")?;
+    let (month, day) = month_day.split_once(' ')?;
+    let day = day.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let (year, time) = year_time.split_once(' ')?;
+    let date = NaiveDate::parse_from_str(&format!("{month} {day} {year}"), "%b %d %Y").ok()?;
+    Some(local(date, time_of_day(time)?)?.with_timezone(&Utc))
+}
+
+/// "9:38 pm" or "21:38".
+fn time_of_day(words: &str) -> Option<NaiveTime> {
+    NaiveTime::parse_from_str(words, "%I:%M %p")
+        .or_else(|_| NaiveTime::parse_from_str(words, "%H:%M"))
+        .ok()
 }
 
 #[cfg(test)]
@@ -434,6 +451,33 @@ mod tests {
             "03 19:05"
         );
         assert_eq!(reset_time("try again later.", now), None);
+    }
+
+    /// As the real CLI said it at 23:24 on Dec 2nd for a reset an hour later: a reset that is
+    /// not today comes with its date (this failed the task instead of parking it).
+    #[test]
+    fn a_reset_on_another_day_is_read_with_its_date() {
+        let now = Local.with_ymd_and_hms(2026, 12, 2, 23, 24, 0).unwrap();
+        let message = "you’ve hit your usage limit. upgrade to pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at dec 3rd, 2026 12:24 am.";
+        let at = reset_time(message, now).unwrap();
+        assert_eq!(
+            at.with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+            "2026-12-03 00:24"
+        );
+        for (words, day) in [
+            ("jan 1st, 2027 9:05 pm", "2027-01-01 21:05"),
+            ("dec 22nd, 2026 11:00 am", "2026-12-22 11:00"),
+        ] {
+            let at = reset_time(&format!("try again at {words}."), now).unwrap();
+            assert_eq!(
+                at.with_timezone(&Local)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+                day
+            );
+        }
     }
 
     #[test]
