@@ -88,6 +88,11 @@ pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     open_regular(options().create(true).append(true), path)
 }
 
+/// Creates a new file for writing; fails if anything is at `path` already.
+pub(crate) fn create_new(path: &Path) -> io::Result<File> {
+    open_regular(options().create_new(true).write(true), path)
+}
+
 /// Creates a file if it does not exist, leaving any content: markers.
 pub(crate) fn touch(path: &Path) -> io::Result<()> {
     open_regular(options().create(true).truncate(false).write(true), path).map(drop)

@@ -182,6 +182,36 @@ fn without_a_cgroup_the_marker_sweep_stops_what_the_agent_left() {
     }
 }
 
+/// A log the agent never writes to is not made (most agents print nothing on stderr): one file
+/// less per task, and readers take the missing log as an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_silent_on_stderr_leaves_no_stderr_log() {
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 4);
+    let quiet = ccmp.start(sandbox.request("FAKE_TOOLS=1")).unwrap();
+    let loud = ccmp.start(sandbox.request("FAKE_GRANDCHILD")).unwrap();
+    let done = ccmp
+        .wait(&[quiet.id, loud.id], WaitMode::All, LONG)
+        .await
+        .unwrap();
+    assert!(
+        done.finished
+            .iter()
+            .all(|r| r.status == TaskStatus::Succeeded)
+    );
+    let store = FsStore::open(sandbox.state()).unwrap();
+    assert!(store.task_dir(&quiet.id).join("stdout.jsonl").exists());
+    assert!(!store.task_dir(&quiet.id).join("stderr.log").exists());
+    let quiet_err = ccmp
+        .output(&quiet.id, OutputSource::Stderr, LogRange::tail(10))
+        .unwrap();
+    assert_eq!(quiet_err.text, "");
+    let loud_err = ccmp
+        .output(&loud.id, OutputSource::Stderr, LogRange::tail(10))
+        .unwrap();
+    assert!(loud_err.text.contains("grandchild:"), "{}", loud_err.text);
+}
+
 /// A runner binary with no `ccmp-exec-agent` beside it starts agents through itself, with the
 /// same guarantee: the agent dies with its runner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -407,6 +407,13 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Creates `path` (which must not exist) with `bytes`, fsynced.
+fn write_new_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = private_file::create_new(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -449,7 +456,10 @@ impl TaskStore for FsStore {
         // Held until the task dir is in place: a staging dir whose lock is free was abandoned.
         let _working = litter::lock_dir(staging.path()).map_err(unwritable)?;
         let bytes = serialize(record)?;
-        write_atomic(&staging.path().join(crate::layout::RECORD), &bytes)
+        // Straight into the staging dir, which no reader looks into: no temp file and rename.
+        // Durable before the dir is renamed into place: the record, then its dir.
+        write_new_durably(&staging.path().join(crate::layout::RECORD), &bytes)
+            .and_then(|()| sync_dir(staging.path()))
             .map_err(|e| StoreError::write(staging.path(), e))?;
         let final_dir = self.task_dir(&record.id);
         if final_dir.exists() {

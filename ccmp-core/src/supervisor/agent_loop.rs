@@ -251,8 +251,12 @@ pub(crate) async fn run_attempt(
     });
     let stderr_tail = Arc::new(Mutex::new(Vec::new()));
     let stderr_task = child.stderr.take().map(|stderr| {
-        let log = store.log_writer(&record.id, LogStream::Stderr).ok();
-        tokio::spawn(copy_stderr(stderr, log, stderr_tail.clone()))
+        tokio::spawn(copy_stderr(
+            stderr,
+            ctx.store.clone(),
+            record.id,
+            stderr_tail.clone(),
+        ))
     });
 
     let deadline = record
@@ -562,15 +566,24 @@ fn end_line(
 
 async fn copy_stderr(
     mut stderr: tokio::process::ChildStderr,
-    mut log: Option<Box<dyn Write + Send>>,
+    store: Arc<dyn TaskStore>,
+    id: crate::id::TaskId,
     tail: Arc<Mutex<Vec<u8>>>,
 ) {
     let mut buf = vec![0; 16 * 1024];
+    // Opened on the first bytes: most agents print nothing on stderr, and a log that would
+    // stay empty is a file made for nothing (readers take a missing log as an empty one).
+    let mut log: Option<Box<dyn Write + Send>> = None;
+    let mut opened = false;
     loop {
         let n = match stderr.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if !opened {
+            opened = true;
+            log = store.log_writer(&id, LogStream::Stderr).ok();
+        }
         if let Some(log) = log.as_mut() {
             let _ = log.write_all(&buf[..n]);
         }
