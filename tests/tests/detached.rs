@@ -212,6 +212,47 @@ async fn an_agent_silent_on_stderr_leaves_no_stderr_log() {
     assert!(loud_err.text.contains("grandchild:"), "{}", loud_err.text);
 }
 
+/// Progress is saved at most every 250 ms: an agent reports in bursts, and each save rewrites
+/// the record. 20 quick tool uses (25 ms each) cost a handful of record writes, not one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_progress_costs_a_few_record_writes_not_one_each() {
+    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+    let sandbox = Sandbox::new();
+    let ccmp = ccmp(&sandbox, 4);
+    let started = ccmp
+        .start(sandbox.request("FAKE_TOOLS=20 FAKE_TOOL_MS=25"))
+        .unwrap();
+    let store = FsStore::open(sandbox.state()).unwrap();
+    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).unwrap();
+    // CREATE too: the kernel merges identical events queued back to back, so the renames of
+    // record.json alone would read as one.
+    inotify::add_watch(
+        &fd,
+        store.task_dir(&started.id),
+        WatchFlags::MOVED_TO | WatchFlags::CREATE,
+    )
+    .unwrap();
+    let done = ccmp.wait(&[started.id], WaitMode::All, LONG).await.unwrap();
+    let record = &done.finished[0];
+    assert_eq!(record.status, TaskStatus::Succeeded);
+    assert_eq!(record.outcome.as_ref().and_then(|o| o.num_turns), Some(21));
+    let mut writes = 0;
+    let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
+    let mut events = inotify::Reader::new(&fd, &mut buf);
+    while let Ok(event) = events.next() {
+        if event
+            .file_name()
+            .is_some_and(|n| n.to_bytes() == b"record.json")
+        {
+            writes += 1;
+        }
+    }
+    assert!(
+        (1..=6).contains(&writes),
+        "{writes} record writes for 20 quick tool uses"
+    );
+}
+
 /// A runner binary with no `ccmp-exec-agent` beside it starts agents through itself, with the
 /// same guarantee: the agent dies with its runner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

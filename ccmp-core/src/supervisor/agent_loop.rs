@@ -30,6 +30,10 @@ use crate::task::{AgentProcess, Outcome, TaskRecord, TaskStatus};
 
 /// How long to keep retrying the final record write (for example while a disk is full).
 const FINAL_SAVE_ATTEMPTS: u32 = 600;
+/// Progress (turns, tool uses) is saved at most this often; a change that comes sooner is saved
+/// when the time is up, or by the final save. An agent reports in bursts (a tool use and its
+/// result, the answer and the result line), and each save is a record rewrite.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Bytes of stderr kept in memory for error messages.
 const STDERR_TAIL: usize = 4096;
 
@@ -265,14 +269,29 @@ pub(crate) async fn run_attempt(
         .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
     let mut stop: Option<Stop> = None;
     let mut kill_at: Option<Instant> = None;
+    // When progress was last saved, and whether a change waits for the next save.
+    let mut saved_at: Option<Instant> = None;
+    let mut unsaved = false;
     let status = loop {
+        let next_save = saved_at.map_or_else(Instant::now, |at| at + PROGRESS_EVERY);
         tokio::select! {
             status = child.wait() => break status,
             Ok(()) = live_rx.changed() => {
                 let live = live_rx.borrow_and_update().clone();
                 if update_progress(&mut record, &live) {
-                    save_soft(store, &record);
+                    if Instant::now() >= next_save {
+                        save_soft(store, &record);
+                        saved_at = Some(Instant::now());
+                        unsaved = false;
+                    } else {
+                        unsaved = true;
+                    }
                 }
+            }
+            () = sleep_until(next_save), if unsaved => {
+                save_soft(store, &record);
+                saved_at = Some(Instant::now());
+                unsaved = false;
             }
             () = cancel.cancelled(), if stop.is_none() => {
                 stop = Some(Stop::Cancelled(cancel_reason()));

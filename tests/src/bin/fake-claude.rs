@@ -18,7 +18,7 @@
 //! Knobs, set in the environment or as words in the prompt (`FAKE_SLEEP=2`):
 //! `FAKE_SLEEP=<secs>` (slow model reply), `FAKE_START_CPU_MS=<ms>` (spend that much CPU time
 //! before anything else, as the real CLI's start-up does: about 20 ms of CPU per start), `FAKE_HANG` (never reply), `FAKE_FAIL=<status>`
-//! (API error), `FAKE_TOOLS=<n>` (tool uses before the answer), `FAKE_WRITE=<file>` (a Write
+//! (API error), `FAKE_TOOLS=<n>` (tool uses before the answer), `FAKE_TOOL_MS=<ms>` (how long each tool runs), `FAKE_WRITE=<file>` (a Write
 //! tool use; denied without skip-permissions), `FAKE_IGNORE_TERM`, `FAKE_GRANDCHILD` (leave a
 //! background process in a session of its own, and print `grandchild:<pid>` on stderr),
 //! `FAKE_HUGE=<bytes>` (a long answer), `FAKE_BINARY[=<bytes>]` (non-JSON, non-UTF-8 lines on stdout),
@@ -673,6 +673,9 @@ async fn work(
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let writes = knobs.get("FAKE_WRITE").cloned();
+    let tool_ms = knobs
+        .get("FAKE_TOOL_MS")
+        .and_then(|n| n.parse::<u64>().ok());
     let mut turns = 0u32;
     let mut denials = Vec::new();
     let tool_uses = tools + u32::from(writes.is_some());
@@ -721,6 +724,10 @@ async fn work(
                 run.emit(tool);
                 tool_result["message"]["content"][0]["content"] = json!("hi");
             }
+        }
+        if let Some(ms) = tool_ms {
+            // The tool runs between its use and its result, as a quick Read or Grep does.
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         run.emit(tool_result);
     }
