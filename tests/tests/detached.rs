@@ -387,6 +387,42 @@ async fn a_watched_runner_that_dies_before_taking_its_task_fails_it_with_its_log
     );
 }
 
+/// A cancel that comes while a watched start's runner is still starting reaches it: the runner
+/// either finds the cancel marker after it recorded itself, or is signalled by the canceller,
+/// who looks for a runner again after writing the marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_right_after_a_watched_start_is_never_lost() {
+    let sandbox = Sandbox::new();
+    let config = Config {
+        grace: Duration::from_millis(500),
+        claude_program: workspace_bin("fake-claude").into_os_string(),
+        launch: LaunchMode::Watch,
+        ..Config::default()
+    };
+    let ccmp = Ccmp::open_with_runner(
+        FsStore::open(sandbox.state()).unwrap(),
+        config,
+        workspace_bin("ccmp-test-host"),
+    );
+    for round in 0..12 {
+        let started = ccmp.start(sandbox.request("FAKE_HANG")).unwrap();
+        // Give the runner a moment in some rounds, so the cancel lands at every point of its
+        // start-up across rounds.
+        if round % 3 > 0 {
+            let until = std::time::Instant::now() + Duration::from_micros(700 * round);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        ccmp.request_cancel(&started.id).unwrap();
+        let record = poll(LONG, "the cancelled task to end", || {
+            let record = ccmp.status(&started.id).unwrap();
+            record.status.is_terminal().then_some(record)
+        });
+        assert_eq!(record.status, TaskStatus::Cancelled, "round {round}");
+    }
+}
+
 /// Watched runners run their tasks as confirmed ones do, and one killed after it took its task
 /// leaves it `lost`, not "could not start".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

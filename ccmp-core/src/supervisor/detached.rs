@@ -129,8 +129,15 @@ impl Supervisor for DetachedSupervisor {
         let marker = self.store.layout().cancel_marker(&record.id);
         crate::store::write_atomic(&marker, chrono::Utc::now().to_rfc3339().as_bytes())
             .map_err(|e| StoreError::write(marker, e))?;
-        // A runner that has not registered yet sees the marker when it does.
-        if let Some(runner) = &record.runner {
+        // A runner that records itself after this sees the marker (it looks once it has). One
+        // that recorded itself since `record` was read would not look again: read it anew, now
+        // that the marker is there. (A watched start returns before its runner records itself,
+        // so a cancel right after one lands here.)
+        let runner = match &record.runner {
+            Some(runner) => Some(runner.clone()),
+            None => self.store.load(&record.id).ok().and_then(|r| r.runner),
+        };
+        if let Some(runner) = &runner {
             runner
                 .signal(Signal::TERM)
                 .map_err(|source| SupervisorError::Signal {

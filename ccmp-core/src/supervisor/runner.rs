@@ -83,6 +83,19 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
     if let Err(e) = unix::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SupervisorError::SpawnRunner {
+            program: PathBuf::from("<tokio runtime>"),
+            source: e,
+        })?;
+    // TERM, INT and HUP become a cancel from before this runner records itself: whoever sees it
+    // recorded may signal it at once, and the default action would kill it (the task `lost`).
+    let signals = {
+        let _entered = runtime.enter();
+        termination_signals()
+    };
     let store = FsStore::open(&args.state_dir)?;
     let _runner_lock = lock_runner(&store, &args.id)?;
     let mut record = store.load(&args.id)?;
@@ -114,15 +127,23 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
     if record.status.is_terminal() {
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SupervisorError::SpawnRunner {
-            program: PathBuf::from("<tokio runtime>"),
-            source: e,
-        })?;
-    runtime.block_on(supervise(store, record, args, place));
+    runtime.block_on(supervise(store, record, args, place, signals));
     Ok(())
+}
+
+/// Handlers for TERM, INT and HUP (the runner is a process of its own; it turns them into a
+/// cancel). Installed when this is called, inside the runtime; a signal that comes before
+/// anyone waits on a stream is kept for it.
+fn termination_signals() -> Vec<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+    ]
+    .into_iter()
+    .filter_map(|kind| signal(kind).ok())
+    .collect()
 }
 
 async fn supervise(
@@ -130,22 +151,15 @@ async fn supervise(
     record: TaskRecord,
     args: RunnerArgs,
     place: Option<queue::Place>,
+    signals: Vec<tokio::signal::unix::Signal>,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
     let cancel = CancellationToken::new();
-    // The runner is a process of its own; it turns TERM, INT and HUP into a cancel.
-    for kind in [
-        SignalKind::terminate(),
-        SignalKind::interrupt(),
-        SignalKind::hangup(),
-    ] {
-        if let Ok(mut stream) = signal(kind) {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                stream.recv().await;
-                cancel.cancel();
-            });
-        }
+    for mut stream in signals {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            stream.recv().await;
+            cancel.cancel();
+        });
     }
     let marker = store.layout().cancel_marker(&record.id);
     if marker.exists() {
