@@ -372,9 +372,22 @@ async fn a_watched_runner_that_dies_before_taking_its_task_fails_it_with_its_log
         launch: LaunchMode::Watch,
         ..Config::default()
     };
-    let ccmp = Ccmp::open_with_runner(FsStore::open(sandbox.state()).unwrap(), config, &runner);
+    let store = FsStore::open(sandbox.state()).unwrap();
+    let ccmp = Ccmp::open_with_runner(store.clone(), config, &runner);
     let started = ccmp.start(sandbox.request("x")).unwrap();
     assert_eq!(started.status, TaskStatus::Queued);
+    // A reader checking the task (as `status` does) may hold its runner lock just when the
+    // reaper looks: the reaper waits it out instead of leaving the task queued for ever.
+    let reader = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(store.task_dir(&started.id).join("runner.lock"))
+        .unwrap();
+    reader.lock().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(store.load(&started.id).unwrap().status, TaskStatus::Queued);
+    drop(reader);
     let record = poll(LONG, "the task to be recorded failed", || {
         let record = ccmp.status(&started.id).unwrap();
         record.status.is_terminal().then_some(record)

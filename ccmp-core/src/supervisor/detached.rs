@@ -223,6 +223,10 @@ impl DetachedSupervisor {
     }
 }
 
+/// How long the reaper waits for a task's runner lock held by someone else before it leaves the
+/// task to them.
+const RUNNER_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why a runner exited without taking its task: the last line of its log, or its exit status.
 fn failure_reason(
     store: &FsStore,
@@ -261,12 +265,13 @@ fn runner_exited(
     }
     let settle = || -> Result<(), SupervisorError> {
         let lock_path = store.layout().runner_lock(id);
-        let lock =
-            private_file::open_lock(&lock_path).map_err(|e| StoreError::read(&lock_path, e))?;
-        if lock.try_lock().is_err() {
-            // Another process holds the task (a runner that took it up): not ours to judge.
+        // A reader checking the task holds the lock for a moment: wait it out. One that holds
+        // it longer is a runner that took the task up: not ours to judge.
+        let Some(lock) = private_file::lock_with_patience(&lock_path, RUNNER_LOCK_PATIENCE)
+            .map_err(|e| StoreError::read(&lock_path, e))?
+        else {
             return Ok(());
-        }
+        };
         let mut record = store.load(id)?;
         if record.status.is_terminal() {
             return Ok(());
