@@ -295,6 +295,16 @@ impl Server {
         Ok(result["structuredContent"].clone())
     }
 
+    /// Starts `n` tasks with `prompt`; their ids.
+    fn start_all(&mut self, prompt: &str, n: usize) -> anyhow::Result<Vec<String>> {
+        (0..n)
+            .map(|_| {
+                self.call("start_cc_task_async", json!({"prompt": prompt}))
+                    .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
+    }
+
     fn wait_all(&mut self, ids: &[String]) -> anyhow::Result<()> {
         for chunk in ids.chunks(100) {
             loop {
@@ -315,6 +325,24 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits (with a deadline) until every task of `ids` runs; their records.
+fn all_running(store: &FsStore, ids: &[String]) -> anyhow::Result<Vec<TaskRecord>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let records: Vec<TaskRecord> = ids
+            .iter()
+            .filter_map(|id| store.resolve(id).ok().and_then(|id| store.load(&id).ok()))
+            .collect();
+        if records.len() == ids.len() && records.iter().all(|r| r.status == TaskStatus::Running) {
+            return Ok(records);
+        }
+        if Instant::now() > deadline {
+            bail!("the tasks never all started");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -587,13 +615,7 @@ fn fan_out(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         let mut server = scene.server(sizes.fan_out)?;
         server.initialize()?;
         let t = Instant::now();
-        let ids: Vec<String> = (0..sizes.fan_out)
-            .map(|_| {
-                server
-                    .call("start_cc_task_async", json!({"prompt": prompt}))
-                    .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let ids = server.start_all(&prompt, sizes.fan_out)?;
         server.wait_all(&ids)?;
         let value = t.elapsed();
         rows.push(Row {
@@ -768,31 +790,12 @@ fn memory_and_idle(sizes: &Sizes, rows: &mut Vec<Row>, server_rss: u64) -> anyho
     let mut server = scene.server(tasks)?;
     server.initialize()?;
     let prompt = format!("FAKE_SLEEP={}", sizes.idle_secs + 30);
-    let ids: Vec<String> = (0..tasks)
-        .map(|_| {
-            server
-                .call("start_cc_task_async", json!({"prompt": prompt}))
-                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let ids = server.start_all(&prompt, tasks)?;
     let store = FsStore::open(scene.path("state"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let runners: Vec<i32> = loop {
-        let records: Vec<TaskRecord> = ids
-            .iter()
-            .filter_map(|id| store.resolve(id).ok().and_then(|id| store.load(&id).ok()))
-            .collect();
-        if records.iter().all(|r| r.status == TaskStatus::Running) {
-            break records
-                .iter()
-                .filter_map(|r| r.runner.as_ref().map(|p| p.pid))
-                .collect();
-        }
-        if Instant::now() > deadline {
-            bail!("the idle tasks never all started");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let runners: Vec<i32> = all_running(&store, &ids)?
+        .iter()
+        .filter_map(|r| r.runner.as_ref().map(|p| p.pid))
+        .collect();
     let median = |mut values: Vec<u64>| -> u64 {
         values.sort();
         values[values.len() / 2]
@@ -843,13 +846,7 @@ fn queue_latency(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let mut server = scene.server(2)?;
     server.initialize()?;
     let prompt = format!("FAKE_SLEEP=0.2 FAKE_RECORD={}", events.display());
-    let ids: Vec<String> = (0..sizes.queue_tasks)
-        .map(|_| {
-            server
-                .call("start_cc_task_async", json!({"prompt": prompt}))
-                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let ids = server.start_all(&prompt, sizes.queue_tasks)?;
     server.wait_all(&ids)?;
     let text = std::fs::read_to_string(&events)?;
     let mut lines: Vec<(u128, bool)> = text
@@ -1091,27 +1088,8 @@ fn dashboard(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let mut server = scene.server(tasks)?;
     server.initialize()?;
     let prompt = format!("FAKE_SLEEP={}", sizes.idle_secs + 30);
-    let ids: Vec<String> = (0..tasks)
-        .map(|_| {
-            server
-                .call("start_cc_task_async", json!({"prompt": prompt}))
-                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let store = FsStore::open(scene.path("state"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ids.iter().all(|id| {
-        store
-            .resolve(id)
-            .ok()
-            .and_then(|id| store.load(&id).ok())
-            .is_some_and(|r| r.status == TaskStatus::Running)
-    }) {
-        if Instant::now() > deadline {
-            bail!("the idle tasks never all started");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let ids = server.start_all(&prompt, tasks)?;
+    all_running(&FsStore::open(scene.path("state"))?, &ids)?;
     let dashboard = DashboardProcess::start(&scene)?;
     let _table = dashboard.open_stream("/live/tasks")?;
     let _task = dashboard.open_stream(&format!("/live/task/{}", ids[0]))?;
