@@ -123,6 +123,27 @@ impl StateLayout {
         self.task_dir(id).join("runner.log")
     }
 
+    /// What a task's runner hands the Slurm job that runs its agent: the record and what to
+    /// say to the agent (written before each submission).
+    pub fn slurm_attempt(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("slurm-attempt.json")
+    }
+
+    /// How the agent's run in a Slurm job ended, written by the job for the task's runner.
+    pub fn slurm_end(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("slurm-end.json")
+    }
+
+    /// The lock file the ccmp process inside a task's Slurm job holds (flock) while it runs.
+    pub fn slurm_job_lock(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("slurm-job.lock")
+    }
+
+    /// The output of a task's Slurm jobs (what Slurm and ccmp's job-side process print).
+    pub fn slurm_job_log(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join("slurm-job.log")
+    }
+
     /// The marker file that asks a task's runner to cancel.
     pub fn cancel_marker(&self, id: &TaskId) -> PathBuf {
         self.task_dir(id).join(CANCEL)

@@ -33,6 +33,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod executor;
 pub mod group;
 pub mod id;
 pub mod layout;
@@ -69,6 +70,7 @@ pub use crate::duration::{format_duration, parse_duration};
 pub use crate::error::{
     ConfigError, Error, Hint, SpecError, StoreError, SupervisorError, WorktreeError,
 };
+pub use crate::executor::{Executor, SlurmOptions};
 pub use crate::group::{DEFAULT_GROUP, GroupName};
 pub use crate::id::{IdPrefix, MIN_PREFIX_LEN, TaskId};
 pub use crate::layout::{STATE_DIR_ENV, StateLayout, default_state_dir};
@@ -80,11 +82,12 @@ pub use crate::store::{
     FsStore, Listed, LogChunk, LogRange, LogStream, MAX_LOG_READ, MemoryStore, TaskStore, TaskWatch,
 };
 pub use crate::supervisor::{
-    DetachedSupervisor, EXEC_AGENT_PROGRAM, InProcessSupervisor, RUNNER_CMD, Supervisor,
+    DetachedSupervisor, EXEC_AGENT_PROGRAM, InProcessSupervisor, RUNNER_CMD, SLURM_ATTEMPT_CMD,
+    Supervisor,
 };
 pub use crate::task::{
     AgentOutcome, AgentProcess, ApiFailure, Attempt, DamagedTask, Outcome, PendingApproval,
-    SCHEMA_VERSION, TaskHeader, TaskRecord, TaskStatus,
+    SCHEMA_VERSION, SlurmJob, TaskHeader, TaskRecord, TaskStatus,
 };
 pub use crate::view::{TaskView, WorktreeView};
 pub use crate::worktree::{DiffSummary, Isolation, Worktree, WorktreeRemoval};
@@ -113,6 +116,7 @@ pub fn exec_agent_main() -> ExitCode {
 pub fn is_runner_process() -> bool {
     std::env::args_os().nth(1).is_some_and(|first| {
         first == supervisor::RUNNER_CMD
+            || first == supervisor::SLURM_ATTEMPT_CMD
             || first == supervisor::EXEC_AGENT_CMD
             || first == approval::HOOK_CMD
             || first == events::deliver::DELIVER_CMD
@@ -145,6 +149,14 @@ pub fn hidden_entry_point() -> Option<ExitCode> {
             .with_writer(std::io::stderr)
             .try_init();
         Some(supervisor::runner_main(args))
+    } else if first == supervisor::SLURM_ATTEMPT_CMD {
+        let _ = tracing_subscriber::fmt()
+            .log_internal_errors(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+        Some(supervisor::slurm_attempt_main(args))
     } else if first == approval::HOOK_CMD {
         Some(approval::hook::hook_main(args))
     } else if first == events::deliver::DELIVER_CMD {

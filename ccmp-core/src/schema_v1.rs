@@ -157,6 +157,7 @@ impl From<RecordV1> for TaskRecord {
             parked_until: None,
             pending_approval: None,
             resume_answered: false,
+            slurm: None,
             worktree: v1.worktree,
         }
     }

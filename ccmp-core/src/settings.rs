@@ -126,6 +126,9 @@ pub struct GroupSettings {
     /// The agent the group's tasks run when they name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<crate::agent::AgentKind>,
+    /// Where the group's tasks run their agent: here (the default) or as Slurm jobs.
+    #[serde(default, skip_serializing_if = "crate::executor::Executor::is_local")]
+    pub executor: crate::executor::Executor,
 }
 
 impl Settings {
@@ -137,6 +140,12 @@ impl Settings {
     /// Whether `group` exists: `default` always does.
     pub fn has_group(&self, group: &GroupName) -> bool {
         group.is_default() || self.groups.contains_key(group)
+    }
+
+    /// Where the tasks of `group` run their agent now (`local` for a group removed since).
+    pub fn executor(&self, group: &GroupName) -> &crate::executor::Executor {
+        static LOCAL: crate::executor::Executor = crate::executor::Executor::Local;
+        self.group(group).map_or(&LOCAL, |g| &g.executor)
     }
 
     /// Every group, `default` first, with its settings.
@@ -174,6 +183,15 @@ impl Settings {
             notifiers: Vec::new(),
             agent: None,
         }
+    }
+
+    /// The settings as stored now, or the defaults if none are stored or they cannot be read
+    /// (what a runner goes by when it decides what to do next).
+    pub(crate) fn current(path: &Path) -> Self {
+        Self::load(path)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Self::seeded(crate::config::DEFAULT_MAX_PARALLEL))
     }
 
     /// Reads the settings; `None` when none are stored yet.

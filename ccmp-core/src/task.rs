@@ -283,6 +283,28 @@ pub struct TaskRecord {
     /// that the agent asks its hook again about the same tool use.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume_answered: bool,
+    /// The Slurm job running (or that last ran) the agent, for a task of a group whose executor
+    /// is `slurm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
+}
+
+/// A task's Slurm job, as ccmp last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct SlurmJob {
+    /// The job id `sbatch` gave.
+    pub job_id: u64,
+    /// The node it runs on, once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Slurm's state of the job (`PENDING`, `RUNNING`, `COMPLETED`, `TIMEOUT`, …).
+    pub state: String,
+    /// Why it waits, while Slurm holds it back (`Priority`, `Resources`, `Dependency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was submitted.
+    pub submitted_at: DateTime<Utc>,
 }
 
 /// A tool use the agent deferred for approval.
@@ -352,6 +374,7 @@ impl TaskRecord {
             parked_until: None,
             pending_approval: None,
             resume_answered: false,
+            slurm: None,
         };
         record.stamp_schema();
         record

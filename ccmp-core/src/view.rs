@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentKind;
 use crate::id::TaskId;
-use crate::task::{TaskRecord, TaskStatus};
+use crate::task::{SlurmJob, TaskRecord, TaskStatus};
 use crate::worktree::Worktree;
 
 #[cfg(feature = "schemars")]
@@ -54,6 +54,7 @@ impl TaskRecord {
             timeout_secs: self.spec.timeout_secs,
             env: self.spec.env.keys().cloned().collect(),
             worktree: self.worktree.as_ref().map(WorktreeView::from),
+            slurm: self.slurm.clone(),
             elapsed_s: self.started_at.map(|start| {
                 let end = self.finished_at.unwrap_or_else(Utc::now);
                 ((end - start).num_milliseconds() as f64 / 1000.0).max(0.0)
@@ -151,6 +152,10 @@ pub struct TaskView {
     /// The task's git worktree and what the task changed there, with worktree isolation.
     #[serde(default)]
     pub worktree: Option<WorktreeView>,
+    /// The Slurm job that runs (or last ran) the agent, for a task of a `slurm` group: its id,
+    /// node and Slurm's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
     /// Seconds the agent has run so far, or ran in all.
     #[serde(default)]
     pub elapsed_s: Option<f64>,

@@ -51,6 +51,9 @@ pub struct TaskBrief {
     pub cost_usd: Option<f64>,
     /// When the task was created.
     pub created_at: DateTime<Utc>,
+    /// Its Slurm job: `12@node3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
 }
 
 /// A page of tasks.
@@ -295,6 +298,10 @@ impl TaskBrief {
             truncated: cut_result || cut_error,
             cost_usd: view.cost_usd.map(round_cost),
             created_at: view.created_at,
+            slurm_job: view.slurm.as_ref().map(|job| match &job.node {
+                Some(node) => format!("{}@{node}", job.job_id),
+                None => job.job_id.to_string(),
+            }),
         }
     }
 }

@@ -2,10 +2,56 @@
 
 use std::process::ExitCode;
 
-use ccmp_core::{Ccmp, GroupName};
+use ccmp_core::{Ccmp, Executor, GroupName, SlurmOptions};
 use clap::{Args, Subcommand};
 
 use super::common::print_json;
+
+/// Where a group's tasks run their agent, and the Slurm options of its jobs.
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// Where its tasks run their agent: `local` (this machine, the default) or `slurm` (each
+    /// run is a Slurm batch job, submitted with `sbatch` when the task's turn comes).
+    #[arg(long, value_name = "EXECUTOR", value_parser = ["local", "slurm"], help_heading = "Executor")]
+    executor: Option<String>,
+    /// Slurm partition of its jobs (`sbatch --partition`).
+    #[arg(long, value_name = "NAME", help_heading = "Executor")]
+    partition: Option<String>,
+    /// Slurm time limit of each job: minutes, HH:MM:SS or D-HH:MM:SS (`sbatch --time`).
+    #[arg(long, value_name = "LIMIT", help_heading = "Executor")]
+    time: Option<String>,
+    /// CPUs per job (`sbatch --cpus-per-task`).
+    #[arg(long, value_name = "N", help_heading = "Executor")]
+    cpus: Option<u32>,
+    /// Memory per job, such as 4G (`sbatch --mem`).
+    #[arg(long, value_name = "SIZE", help_heading = "Executor")]
+    mem: Option<String>,
+    /// Slurm account to charge (`sbatch --account`).
+    #[arg(long, value_name = "NAME", help_heading = "Executor")]
+    account: Option<String>,
+}
+
+impl ExecutorArgs {
+    /// The executor these flags ask for; Slurm options without `--executor slurm` are a
+    /// mistake, said in terms of the flags.
+    fn executor(self) -> Result<Option<Executor>, crate::exit_codes::UsageError> {
+        let options = SlurmOptions {
+            partition: self.partition,
+            time_limit: self.time,
+            cpus: self.cpus,
+            memory: self.mem,
+            account: self.account,
+        };
+        match self.executor.as_deref() {
+            Some("slurm") => Ok(Some(Executor::Slurm(options))),
+            _ if options != SlurmOptions::default() => Err(crate::exit_codes::UsageError(
+                "--partition, --time, --cpus, --mem and --account are Slurm options: add `--executor slurm`".into(),
+            )),
+            Some(_) => Ok(Some(Executor::Local)),
+            None => Ok(None),
+        }
+    }
+}
 
 /// Make, list and remove groups of tasks, each with its own limit and pause.
 ///
@@ -30,6 +76,8 @@ pub enum GroupCommand {
         /// machine-wide `ccmp settings agent`).
         #[arg(long, value_name = "AGENT")]
         agent: Option<String>,
+        #[command(flatten)]
+        executor: ExecutorArgs,
     },
     /// List the groups: limit, running, queued, paused.
     List {
@@ -50,6 +98,7 @@ pub fn run(ccmp: &Ccmp, args: GroupArgs) -> anyhow::Result<ExitCode> {
             name,
             parallel,
             agent,
+            executor,
         } => {
             let name: GroupName = name.parse()?;
             let agent = agent
@@ -57,16 +106,31 @@ pub fn run(ccmp: &Ccmp, args: GroupArgs) -> anyhow::Result<ExitCode> {
                 .map(str::parse::<ccmp_core::AgentKind>)
                 .transpose()
                 .map_err(|e| crate::exit_codes::UsageError(format!("--agent: {e}")))?;
+            let executor = executor.executor()?;
+            // Checked before the group is made: a refused option leaves nothing behind.
+            if let Some(executor) = &executor {
+                ccmp.check_executor(executor)?;
+            }
             ccmp.add_group(&name, parallel)?;
             if agent.is_some() {
                 ccmp.set_group_agent(&name, agent)?;
             }
+            let runs = match executor {
+                Some(executor @ Executor::Slurm(_)) => {
+                    let said = format!("; its tasks run as Slurm jobs: {executor}");
+                    ccmp.set_group_executor(&name, executor)?;
+                    said
+                }
+                _ => String::new(),
+            };
             match parallel {
                 Some(n) => err!(
-                    "group {name} made: at most {n} of its agents run at once; start tasks in it with `ccmp start --group {name} …`"
+                    "group {name} made: at most {n} of its agents run at once{runs}; start tasks in it with `ccmp start --group {name} …`"
                 ),
                 None => {
-                    err!("group {name} made; start tasks in it with `ccmp start --group {name} …`")
+                    err!(
+                        "group {name} made{runs}; start tasks in it with `ccmp start --group {name} …`"
+                    )
                 }
             }
         }
@@ -89,21 +153,23 @@ pub fn run(ccmp: &Ccmp, args: GroupArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or(5)
                 .max(5);
             out!(
-                "{:width$}  {:>5}  {:>7}  {:>6}  STATE",
+                "{:width$}  {:>5}  {:>7}  {:>6}  {:6}  EXECUTOR",
                 "GROUP",
                 "LIMIT",
                 "RUNNING",
-                "QUEUED"
+                "QUEUED",
+                "STATE"
             );
             for group in &groups {
                 let limit = group.max_parallel.map_or("-".to_owned(), |n| n.to_string());
                 let state = if group.paused { "paused" } else { "" };
                 out!(
-                    "{:width$}  {:>5}  {:>7}  {:>6}  {state}",
+                    "{:width$}  {:>5}  {:>7}  {:>6}  {state:6}  {}",
                     group.name.as_str(),
                     limit,
                     group.running,
-                    group.queued
+                    group.queued,
+                    group.executor
                 );
             }
             let paused = if machine.paused {

@@ -172,7 +172,18 @@ impl Column {
         match self {
             Self::Id => view.short_id.clone(),
             Self::State => state(view.status),
-            Self::Group => view.group.clone(),
+            // A Slurm task's job, where it runs: `cluster job 12@node3`.
+            Self::Group => match &view.slurm {
+                Some(job) => format!(
+                    "{} job {}{}",
+                    view.group,
+                    job.job_id,
+                    job.node
+                        .as_deref()
+                        .map_or(String::new(), |n| format!("@{n}"))
+                ),
+                None => view.group.clone(),
+            },
             Self::Age => age(view.created_at),
             Self::Time => view
                 .elapsed_s

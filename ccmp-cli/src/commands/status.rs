@@ -118,6 +118,9 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
     if !view.after.is_empty() {
         out!("{}", field("after", &view.after.join(", ")));
     }
+    if let Some(job) = &view.slurm {
+        out!("{}", field("slurm", &crate::render::slurm_job(job)));
+    }
     if let Some(worktree) = &view.worktree {
         out!(
             "{}",

@@ -379,6 +379,8 @@ pub(crate) struct Exit {
 pub(crate) enum Stop {
     Cancelled(String),
     TimedOut(f64),
+    /// A time limit ccmp did not set ran out (a Slurm job's): the error says which.
+    TimeLimit(String),
 }
 
 /// Judges a finished run: the terminal state and the outcome to record. A stop by ccmp decides
@@ -401,6 +403,10 @@ pub(crate) fn conclude(
             outcome.error = Some(format!(
                 "timed out after {secs}s; the agent was stopped (raise the timeout to give it longer)"
             ));
+            TaskStatus::TimedOut
+        }
+        Some(Stop::TimeLimit(reason)) => {
+            outcome.error = Some(reason);
             TaskStatus::TimedOut
         }
         None if succeeded => {

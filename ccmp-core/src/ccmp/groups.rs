@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::parallel::check_limit;
 use crate::ccmp::{Ccmp, ListQuery};
 use crate::error::Error;
+use crate::executor::Executor;
 use crate::group::GroupName;
 use crate::settings::{GroupSettings, Settings};
 use crate::task::TaskStatus;
@@ -23,6 +24,8 @@ pub struct GroupStatus {
     pub running: usize,
     /// Its tasks not started yet (in the line, or waiting for their dependencies).
     pub queued: usize,
+    /// Where its tasks run their agent: `local`, or Slurm jobs with these options.
+    pub executor: Executor,
 }
 
 impl Ccmp {
@@ -49,6 +52,7 @@ impl Ccmp {
                     queued: count(TaskStatus::Queued),
                     max_parallel: group.max_parallel,
                     paused: group.paused,
+                    executor: group.executor,
                     name,
                 }
             })
@@ -139,12 +143,32 @@ impl Ccmp {
         })
     }
 
+    /// Sets where a group's tasks run their agent, from their next run on. Slurm options are
+    /// checked, and `sbatch` must be on `PATH` (jobs are submitted from here).
+    pub fn set_group_executor(
+        &self,
+        name: &GroupName,
+        executor: Executor,
+    ) -> Result<Settings, Error> {
+        check_executor(&executor)?;
+        self.check_group(name)?;
+        self.change_settings(|settings| {
+            settings.groups.entry(name.clone()).or_default().executor = executor;
+        })
+    }
+
     /// Holds a group's new tasks back, or lets them start again. Its running tasks go on.
     pub fn set_group_paused(&self, name: &GroupName, paused: bool) -> Result<Settings, Error> {
         self.check_group(name)?;
         self.change_settings(|settings| {
             settings.groups.entry(name.clone()).or_default().paused = paused;
         })
+    }
+
+    /// Checks an executor before a group is given it: its Slurm options, and that `sbatch` is
+    /// here to submit with.
+    pub fn check_executor(&self, executor: &Executor) -> Result<(), Error> {
+        check_executor(executor)
     }
 
     /// An error naming the groups there are, unless `name` is one of them.
@@ -163,4 +187,17 @@ impl Ccmp {
             names.join(", ")
         )))
     }
+}
+
+fn check_executor(executor: &Executor) -> Result<(), Error> {
+    let Executor::Slurm(options) = executor else {
+        return Ok(());
+    };
+    options.check()?;
+    if !crate::supervisor::slurm_available() {
+        return Err(Error::InvalidArgument(
+            "--executor slurm: `sbatch` is not on PATH here; ccmp submits Slurm jobs with Slurm's own commands, so run it on a machine that has them (a login node)".into(),
+        ));
+    }
+    Ok(())
 }

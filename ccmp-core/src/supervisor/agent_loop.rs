@@ -53,6 +53,30 @@ pub(crate) struct RunContext {
     pub reap_orphans: bool,
     /// The state dir, for a detached runner: the approval hook finds its task there.
     pub state_dir: Option<PathBuf>,
+    /// Who else may stop the agent (Slurm, for a run in a Slurm job), and why: asked when this
+    /// process is told to stop, and when the agent died of a signal nobody here sent.
+    pub outside_stop: Option<OutsideStop>,
+}
+
+/// Says whether, and why, something outside ccmp is stopping the agent (see
+/// [`RunContext::outside_stop`]); `None` when nothing is.
+#[derive(Clone)]
+pub(crate) struct OutsideStop(pub Arc<dyn Fn() -> Option<Stop> + Send + Sync>);
+
+impl std::fmt::Debug for OutsideStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutsideStop")
+    }
+}
+
+impl RunContext {
+    /// Why the run is being stopped, when this process is told to stop.
+    fn stop_for_cancel(&self, cancel_reason: impl Fn() -> String) -> Stop {
+        self.outside_stop
+            .as_ref()
+            .and_then(|f| (f.0)())
+            .unwrap_or_else(|| Stop::Cancelled(cancel_reason()))
+    }
 }
 
 /// Saves `record`, logging instead of failing: a progress update that cannot be written must not
@@ -94,7 +118,7 @@ pub(crate) async fn finish_early(
 
 /// What a later run of a task's agent is given instead of the task's prompt: the session to
 /// resume and what to say to it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Continuation {
     pub prompt: String,
     pub session: Option<String>,
@@ -294,7 +318,7 @@ pub(crate) async fn run_attempt(
                 unsaved = false;
             }
             () = cancel.cancelled(), if stop.is_none() => {
-                stop = Some(Stop::Cancelled(cancel_reason()));
+                stop = Some(ctx.stop_for_cancel(&cancel_reason));
                 record.progress = Some("cancelling".into());
                 save_soft(store, &record);
                 match terminate(&mut child, pid, Signal::TERM) {
@@ -371,6 +395,14 @@ pub(crate) async fn run_attempt(
             }
         }
     };
+    // Slurm signals every process of a job at once: the agent may die of it before this
+    // process hears of the stop. Its exit is then Slurm's doing, not the agent's failure.
+    if stop.is_none()
+        && exit.code != Some(0)
+        && let Some(outside) = &ctx.outside_stop
+    {
+        stop = (outside.0)();
+    }
     let tail = String::from_utf8_lossy(&stderr_tail.lock().unwrap_or_else(|e| e.into_inner()))
         .into_owned();
     let (status, mut outcome) = agent::conclude(&parser, exit, stop, &tail);

@@ -22,6 +22,7 @@ use std::process::{Command, Stdio};
 use rustix::process::Signal;
 
 use super::runner::{READY, RUNNER_CMD};
+use super::slurm::orphan::Orphan;
 use super::{Supervisor, reaper, unix};
 use crate::agent::TASK_ENV;
 use crate::config::{Config, LaunchMode};
@@ -137,6 +138,19 @@ impl Supervisor for DetachedSupervisor {
             Some(runner) => Some(runner.clone()),
             None => self.store.load(&record.id).ok().and_then(|r| r.runner),
         };
+        if let Some(runner) = &runner
+            && record.slurm.is_some()
+            && !runner.is_alive()
+        {
+            // A Slurm task whose runner is gone: its job may still run on the cluster.
+            let record = self.store.load(&record.id)?;
+            return super::slurm::orphan::cancel(&record).map_err(|source| {
+                SupervisorError::Signal {
+                    pid: runner.pid,
+                    source,
+                }
+            });
+        }
         if let Some(runner) = &runner {
             runner
                 .signal(Signal::TERM)
@@ -329,6 +343,18 @@ pub(crate) fn refresh(store: &FsStore, record: TaskRecord) -> Result<TaskRecord,
         // that needs approval has no runner at all until it is answered.
         return Ok(record);
     }
+    if record.runner.as_ref().is_some_and(|r| !r.is_alive()) {
+        match super::slurm::orphan::judge(store, &record) {
+            Orphan::JobLives => return Ok(record),
+            Orphan::JobEnded(status, error) => {
+                record.progress = Some(status.to_string());
+                record.finish(status, Outcome::failure(error));
+                store.save(&record)?;
+                return Ok(record);
+            }
+            Orphan::RunnerLost => {}
+        }
+    }
     let error = match (&record.runner, &record.creator) {
         (Some(runner), _) if runner.is_alive() => return Ok(record),
         // Nothing of a task survives a reboot, and nothing starts it again by itself: say so.
@@ -347,8 +373,11 @@ pub(crate) fn refresh(store: &FsStore, record: TaskRecord) -> Result<TaskRecord,
         (None, _) => "the process that created it exited before a runner took the task".to_owned(),
     };
     let id = record.id;
-    let cgroup = record.agent_process.as_ref().and_then(|a| a.cgroup.clone());
-    unix::sweep_task(&id, cgroup.as_deref());
+    // A Slurm task's agent ran on a node, with its own tree there: nothing here is its.
+    if record.slurm.is_none() {
+        let cgroup = record.agent_process.as_ref().and_then(|a| a.cgroup.clone());
+        unix::sweep_task(&id, cgroup.as_deref());
+    }
     record.progress = Some("lost".into());
     record.finish(TaskStatus::Lost, Outcome::failure(error));
     store.save(&record)?;

@@ -51,6 +51,7 @@ impl InProcessSupervisor {
                     launcher: None,
                     reap_orphans: false,
                     state_dir: None,
+                    outside_stop: None,
                 },
                 runtime,
                 slots: Arc::new(Semaphore::new(config.max_parallel)),

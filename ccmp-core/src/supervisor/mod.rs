@@ -13,6 +13,7 @@ mod in_process;
 mod queue;
 mod reaper;
 mod runner;
+mod slurm;
 mod unix;
 
 use std::fmt;
@@ -23,6 +24,9 @@ pub(crate) use self::queue::{budget_block, poke as poke_queue, running_now};
 pub(crate) use self::reaper::adopt as adopt_child;
 pub use self::runner::RUNNER_CMD;
 pub(crate) use self::runner::runner_main;
+pub use self::slurm::SLURM_ATTEMPT_CMD;
+pub(crate) use self::slurm::available as slurm_available;
+pub(crate) use self::slurm::job::attempt_main as slurm_attempt_main;
 pub use self::unix::EXEC_AGENT_PROGRAM;
 pub(crate) use self::unix::{EXEC_AGENT_CMD, exec_agent};
 use crate::error::SupervisorError;

@@ -23,6 +23,7 @@ use super::dependencies::{self, Dependencies, DependencyWatch, Wake};
 use super::unix::say;
 use super::{queue, unix};
 use crate::error::{StoreError, SupervisorError};
+use crate::executor::Executor;
 use crate::id::TaskId;
 use crate::process_identity::ProcessIdentity;
 use crate::store::{FsStore, TaskStore};
@@ -134,7 +135,7 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
 /// Handlers for TERM, INT and HUP (the runner is a process of its own; it turns them into a
 /// cancel). Installed when this is called, inside the runtime; a signal that comes before
 /// anyone waits on a stream is kept for it.
-fn termination_signals() -> Vec<tokio::signal::unix::Signal> {
+pub(crate) fn termination_signals() -> Vec<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};
     [
         SignalKind::terminate(),
@@ -181,6 +182,7 @@ async fn supervise(
         trampoline,
         reap_orphans: true,
         state_dir: Some(store.root().to_owned()),
+        outside_stop: None,
     };
     let record = if record.spec.after.is_empty() {
         record
@@ -274,16 +276,27 @@ async fn run_until_done(
             },
             Err(_) => record,
         };
-        let settings = crate::settings::Settings::load(&store.layout().settings())
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                crate::settings::Settings::seeded(crate::config::DEFAULT_MAX_PARALLEL)
-            });
+        let settings = crate::settings::Settings::current(&store.layout().settings());
         let before = record.clone();
         let keep_open = |outcome: &Outcome| attempts::decide(&before, outcome, &settings).is_some();
-        let end =
-            agent_loop::run_attempt(ctx, record, cancel, reason, input.as_ref(), &keep_open).await;
+        let end = match settings.executor(&record.spec.group) {
+            Executor::Local => {
+                agent_loop::run_attempt(ctx, record, cancel, reason, input.as_ref(), &keep_open)
+                    .await
+            }
+            Executor::Slurm(options) => {
+                super::slurm::attempt::run_attempt(
+                    ctx,
+                    store,
+                    record,
+                    options,
+                    cancel,
+                    reason,
+                    input.as_ref(),
+                )
+                .await
+            }
+        };
         drop(slot);
         let (mut open, outcome) = match end {
             RunEnd::Ended(_) => return,
