@@ -1,0 +1,377 @@
+//! The Slurm executor against a real Slurm: the one-node cluster `.ci/setup-slurm` starts (the
+//! CI script does), found through `SLURM_CONF` or where that script writes its config. Tasks run
+//! the fake agent in Slurm batch jobs on that node; the tests read Slurm's own view of the jobs
+//! with `squeue`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ccmp_tests::mcp_client::{Era, Mcp, server_command};
+use ccmp_tests::{Sandbox, peak_concurrency, poll, task_processes, workspace_bin};
+use serde_json::{Value, json};
+
+/// Where `.ci/setup-slurm` writes its config unless `CCMP_SLURM_DIR` says otherwise.
+const SETUP_CONF: &str = "/tmp/ccmp-slurm/slurm.conf";
+
+/// The cluster's config; fails the test, saying how to start one, when there is none.
+fn cluster() -> PathBuf {
+    let conf = std::env::var_os("SLURM_CONF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(SETUP_CONF));
+    assert!(
+        conf.exists(),
+        "no Slurm cluster ({} is missing): run .ci/setup-slurm (the CI script does), which starts a one-node cluster",
+        conf.display()
+    );
+    conf
+}
+
+/// `ccmp` in the sandbox, with the fake agent and the cluster.
+fn ccmp(sandbox: &Sandbox, args: &[&str]) -> Command {
+    let mut cmd = Command::new(workspace_bin("ccmp"));
+    cmd.args(args)
+        .env("SLURM_CONF", cluster())
+        .env("CCMP_STATE_DIR", sandbox.state())
+        .env("CCMP_CLAUDE_BIN", workspace_bin("fake-claude"))
+        .env("CCMP_GRACE_SECS", "2")
+        .env("CCMP_MAX_PARALLEL", "8")
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CONFIG_DIR", sandbox.path("claude-config"))
+        .env("NO_COLOR", "1")
+        .current_dir(sandbox.work());
+    cmd
+}
+
+fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
+    ccmp(sandbox, args).output().expect("run ccmp")
+}
+
+/// Runs `ccmp args…`, which must succeed, and returns its stdout.
+fn ok(sandbox: &Sandbox, args: &[&str]) -> String {
+    let out = run(sandbox, args);
+    assert!(
+        out.status.success(),
+        "ccmp {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `ccmp status ID --json`.
+fn status(sandbox: &Sandbox, id: &str) -> Value {
+    serde_json::from_str(&ok(sandbox, &["status", id, "--json"])).expect("status is JSON")
+}
+
+/// Makes a group whose tasks run as Slurm jobs.
+fn slurm_group(sandbox: &Sandbox, name: &str, extra: &[&str]) {
+    let mut args = vec!["group", "add", name, "--executor", "slurm"];
+    args.extend_from_slice(extra);
+    ok(sandbox, &args);
+}
+
+/// Slurm's view of a job: its name and state (`squeue --states=all`).
+fn squeue(job_id: u64) -> Option<(String, String)> {
+    let out = Command::new("squeue")
+        .env("SLURM_CONF", cluster())
+        .args(["--noheader", "--states=all", "--format=%j|%T"])
+        .arg(format!("--jobs={job_id}"))
+        .output()
+        .expect("run squeue");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (name, state) = text.trim().split_once('|')?;
+    Some((name.to_owned(), state.to_owned()))
+}
+
+/// The state of every job of the cluster named one of `names` that Slurm has not ended.
+fn live_jobs(names: &HashSet<String>) -> usize {
+    let out = Command::new("squeue")
+        .env("SLURM_CONF", cluster())
+        .args(["--noheader", "--format=%j|%T"])
+        .output()
+        .expect("run squeue");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().split_once('|'))
+        .filter(|(name, _)| names.contains(*name))
+        .count()
+}
+
+fn job_id(view: &Value) -> u64 {
+    view["slurm"]["job_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the task names no Slurm job: {view}"))
+}
+
+fn hostname() -> String {
+    let out = Command::new("hostname").arg("-s").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Waits for the task to end, through `ccmp wait`, and returns its view.
+fn wait(sandbox: &Sandbox, id: &str) -> Value {
+    run(sandbox, &["wait", id, "--timeout", "150"]);
+    let view = status(sandbox, id);
+    assert!(
+        !matches!(view["status"].as_str(), Some("queued" | "running")),
+        "{id} did not end: {view}"
+    );
+    view
+}
+
+/// Polls until the task is running in its job, and returns its view.
+fn until_running(sandbox: &Sandbox, id: &str) -> Value {
+    poll(Duration::from_secs(60), "the task runs in its job", || {
+        let view = status(sandbox, id);
+        (view["status"] == "running" && view["slurm"]["state"] == "RUNNING").then_some(view)
+    })
+}
+
+/// Polls until no process carries the task's marker and Slurm has ended its job.
+fn until_nothing_left(id: &str, job: u64) {
+    poll(Duration::from_secs(60), "the task's processes and job are gone", || {
+        let ended = squeue(job).is_none_or(|(_, state)| {
+            !matches!(state.as_str(), "RUNNING" | "COMPLETING" | "PENDING")
+        });
+        (ended && task_processes(id).is_empty()).then_some(())
+    });
+}
+
+#[test]
+fn a_task_in_a_slurm_group_runs_as_a_batch_job_and_succeeds_with_the_agents_result() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &["--time", "10"]);
+    let list = ok(&sandbox, &["group", "list"]);
+    assert!(list.contains("slurm (time 10)"), "{list}");
+    let short = ok(&sandbox, &["start", "--group", "cluster", "write", "tests", "FAKE_SLEEP=1"]);
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["result"], "FAKE-DONE after 0 tool uses");
+    // Slurm ran it: the job is named after the task and ran on the node.
+    let job = job_id(&view);
+    let (name, state) = squeue(job).expect("Slurm knows the job");
+    assert_eq!(name, format!("ccmp-{short}"));
+    assert_eq!(state, "COMPLETED");
+    assert_eq!(view["slurm"]["node"], hostname());
+    // The task's runner records Slurm's last word on the job once Slurm has ended it.
+    poll(Duration::from_secs(30), "the record says the job completed", || {
+        (status(&sandbox, &short)["slurm"]["state"] == "COMPLETED").then_some(())
+    });
+    // The agent ran in the job: its stdout log and transcript are where they are for any task.
+    let logs = ok(&sandbox, &["logs", &short]);
+    assert!(logs.contains("FAKE-DONE"), "{logs}");
+    // Every frontend shows the job and node.
+    let human = ok(&sandbox, &["status", &short]);
+    assert!(
+        human.contains(&format!("slurm:    job {job} on {}, COMPLETED", hostname())),
+        "{human}"
+    );
+    let table = ok(&sandbox, &["list", "--all"]);
+    assert!(
+        table.contains(&format!("cluster job {job}@{}", hostname())),
+        "{table}"
+    );
+}
+
+#[test]
+fn wait_status_and_follow_ups_work_from_the_mcp_server_and_a_follow_up_runs_on_slurm() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    let mut server = server_command(&sandbox);
+    server.env("SLURM_CONF", cluster());
+    let mut mcp = Mcp::spawn(server, Era::Legacy);
+    let started = mcp.ok(
+        "start_cc_task_async",
+        json!({"prompt": "FAKE_SLEEP=1 refactor database.py", "group": "cluster"}),
+    );
+    let done = mcp.ok(
+        "wait_for_tasks",
+        json!({"task_ids": [started["id"]], "timeout_s": 120}),
+    );
+    assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
+    let first = mcp.ok("check_task_status", json!({"task_id": started["id"]}));
+    let first_job = job_id(&first);
+    assert_eq!(first["slurm"]["node"], hostname(), "{first}");
+    let listed = mcp.ok("list_active_tasks", json!({"include_finished": true}));
+    assert_eq!(
+        listed["tasks"][0]["slurm_job"],
+        format!("{first_job}@{}", hostname()),
+        "{listed}"
+    );
+    let follow = mcp.ok(
+        "continue_task",
+        json!({"task_id": started["id"], "prompt": "now add type hints"}),
+    );
+    let done = mcp.ok(
+        "wait_for_tasks",
+        json!({"task_ids": [follow["id"]], "timeout_s": 120}),
+    );
+    assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
+    let second = mcp.ok("check_task_status", json!({"task_id": follow["id"]}));
+    assert_eq!(second["group"], "cluster");
+    assert_eq!(second["session_id"], first["session_id"], "it resumed the session");
+    let second_job = job_id(&second);
+    assert_ne!(second_job, first_job, "the follow-up ran in a job of its own");
+    assert_eq!(squeue(second_job).unwrap().1, "COMPLETED");
+}
+
+#[test]
+fn cancel_ends_a_slurm_task_with_scancel_and_leaves_no_process() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    let short = ok(
+        &sandbox,
+        &["start", "--group", "cluster", "FAKE_SLEEP=120", "FAKE_GRANDCHILD"],
+    );
+    let view = until_running(&sandbox, &short);
+    let id = view["id"].as_str().unwrap().to_owned();
+    poll(Duration::from_secs(30), "the agent runs", || {
+        (!task_processes(&id).is_empty()).then_some(())
+    });
+    ok(&sandbox, &["cancel", &short]);
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "cancelled", "{view}");
+    assert_eq!(view["error"], "cancelled on request");
+    until_nothing_left(&id, job_id(&view));
+}
+
+#[test]
+fn a_job_cancelled_in_slurm_from_outside_ends_cancelled_with_the_reason() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    let short = ok(&sandbox, &["start", "--group", "cluster", "FAKE_SLEEP=120"]);
+    let view = until_running(&sandbox, &short);
+    let job = job_id(&view);
+    let out = Command::new("scancel")
+        .env("SLURM_CONF", cluster())
+        .arg(job.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "cancelled", "{view}");
+    let error = view["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("Slurm cancelled job {job}")) && error.contains("outside ccmp"),
+        "{error}"
+    );
+    until_nothing_left(view["id"].as_str().unwrap(), job);
+}
+
+#[test]
+fn a_job_past_its_slurm_time_limit_ends_timed_out_with_the_reason() {
+    let sandbox = Sandbox::new();
+    // Slurm's shortest limit is a minute, and it checks limits about every 30 s.
+    slurm_group(&sandbox, "short", &["--time", "1"]);
+    let short = ok(&sandbox, &["start", "--group", "short", "FAKE_SLEEP=600"]);
+    let view = until_running(&sandbox, &short);
+    let job = job_id(&view);
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "timed_out", "{view}");
+    let error = view["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("Slurm job {job} reached its time limit")),
+        "{error}"
+    );
+    assert_eq!(squeue(job).unwrap().1, "TIMEOUT");
+    until_nothing_left(view["id"].as_str().unwrap(), job);
+}
+
+#[test]
+fn a_dependency_chain_of_slurm_tasks_runs_in_order() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    let record = sandbox.path("agents.log");
+    let knob = format!("FAKE_RECORD={}", record.display());
+    let first = ok(&sandbox, &["start", "-g", "cluster", "FAKE_SLEEP=1", &knob]);
+    let second = ok(
+        &sandbox,
+        &["start", "-g", "cluster", "--after", &first, "FAKE_SLEEP=1", &knob],
+    );
+    let third = ok(
+        &sandbox,
+        &["start", "-g", "cluster", "--after", &second, "FAKE_SLEEP=1", &knob],
+    );
+    let views: Vec<Value> = [&first, &second, &third]
+        .into_iter()
+        .map(|id| wait(&sandbox, id))
+        .collect();
+    for view in &views {
+        assert_eq!(view["status"], "succeeded", "{view}");
+    }
+    // Each started after the one before it ended, in a job submitted after that one's.
+    let spans = agent_spans(&record);
+    let jobs: Vec<u64> = views.iter().map(job_id).collect();
+    for pair in views.windows(2) {
+        let before = &spans[pair[0]["id"].as_str().unwrap()];
+        let after = &spans[pair[1]["id"].as_str().unwrap()];
+        assert!(after.0 >= before.1, "{pair:?} overlapped: {spans:?}");
+    }
+    assert!(jobs.windows(2).all(|w| w[0] < w[1]), "{jobs:?}");
+}
+
+/// Each agent's start and end (ns) from a `FAKE_RECORD` log, by task id.
+fn agent_spans(log: &Path) -> BTreeMap<String, (u128, u128)> {
+    let mut spans = BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let (Some(what), Some(who), Some(at)) = (parts.first(), parts.get(1), parts.get(2)) else {
+            continue;
+        };
+        let at: u128 = at.parse().unwrap();
+        let span = spans.entry((*who).to_owned()).or_insert((0, 0));
+        match *what {
+            "start" => span.0 = at,
+            _ => span.1 = at,
+        }
+    }
+    spans
+}
+
+#[test]
+fn twenty_tasks_in_a_slurm_group_with_a_limit_of_four_never_have_more_than_four_jobs() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &["--parallel", "4"]);
+    let record = sandbox.path("agents.log");
+    let knob = format!("FAKE_RECORD={}", record.display());
+    let shorts: Vec<String> = (0..20)
+        .map(|_| ok(&sandbox, &["start", "-g", "cluster", "FAKE_SLEEP=2", &knob]))
+        .collect();
+    let names: HashSet<String> = shorts.iter().map(|s| format!("ccmp-{s}")).collect();
+    // Slurm's view, sampled until every task has ended: jobs submitted and not ended.
+    let mut most = 0;
+    poll(Duration::from_secs(150), "all twenty tasks end", || {
+        most = most.max(live_jobs(&names));
+        let list = ok(&sandbox, &["list", "--group", "cluster", "--json"]);
+        let live: Value = serde_json::from_str(&list).unwrap();
+        live["tasks"].as_array().unwrap().is_empty().then_some(())
+    });
+    assert!(most <= 4, "{most} jobs of the group at once in Slurm");
+    let (peak, starts) = peak_concurrency(&record);
+    assert_eq!(starts, 20);
+    assert_eq!(peak, 4, "the group ran four at a time, not fewer");
+    for short in &shorts {
+        assert_eq!(status(&sandbox, short)["status"], "succeeded");
+    }
+}
+
+#[test]
+fn bad_slurm_options_are_refused_by_flag_and_make_no_group() {
+    let sandbox = Sandbox::new();
+    for (args, says) in [
+        (vec!["--executor", "slurm", "--time", "1h"], "--time `1h`"),
+        (vec!["--executor", "slurm", "--partition=-x"], "--partition `-x`"),
+        (vec!["--executor", "slurm", "--mem", "lots"], "--mem `lots`"),
+        (vec!["--partition", "gpu"], "add `--executor slurm`"),
+    ] {
+        let mut all = vec!["group", "add", "cluster"];
+        all.extend(args.iter());
+        let out = run(&sandbox, &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{all:?} was taken");
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+    }
+    let list = ok(&sandbox, &["group", "list"]);
+    assert!(!list.contains("cluster"), "{list}");
+}
