@@ -154,28 +154,37 @@ pub(crate) async fn run_attempt(
 async fn finish(
     store: &FsStore,
     record: TaskRecord,
-    mut job: SlurmJob,
+    job: SlurmJob,
     last: Option<JobInfo>,
 ) -> RunEnd {
     let layout = store.layout();
     let id = record.id;
-    if let Some(info) = &last {
-        job.state.clone_from(&info.state);
-        job.node = info.node.clone().or(job.node);
-        job.reason = None;
-    }
+    // What the job wrote of itself (its node) stays; Slurm's last word on it is added.
+    let settle = |written: Option<&SlurmJob>| {
+        let mut job = written
+            .filter(|j| j.job_id == job.job_id)
+            .cloned()
+            .unwrap_or_else(|| job.clone());
+        if let Some(info) = &last {
+            job.state.clone_from(&info.state);
+            job.node = job.node.take().or_else(|| info.node.clone());
+            job.reason = None;
+        }
+        job
+    };
     match handoff::read::<AttemptEnd>(&layout.slurm_end(&id)) {
         Ok(Some(AttemptEnd::Open { record, outcome })) => {
             let mut record = *record;
-            record.slurm = Some(job);
+            record.slurm = Some(settle(record.slurm.as_ref()));
             return RunEnd::Open { record, outcome };
         }
         Ok(Some(AttemptEnd::Ended)) | Ok(None) => {}
         Err(e) => tracing::warn!("could not read how the Slurm job ended: {e}"),
     }
     let mut stored = store.load(&id).unwrap_or(record);
+    let job = settle(stored.slurm.as_ref());
     if stored.status.is_terminal() {
-        if stored.slurm.as_ref().is_some_and(|j| j.state != job.state) {
+        if stored.slurm.as_ref() != Some(&job) {
             stored.slurm = Some(job);
             let _ = store.save(&stored);
         }
