@@ -130,12 +130,16 @@ fn until_running(sandbox: &Sandbox, id: &str) -> Value {
 
 /// Polls until no process carries the task's marker and Slurm has ended its job.
 fn until_nothing_left(id: &str, job: u64) {
-    poll(Duration::from_secs(60), "the task's processes and job are gone", || {
-        let ended = squeue(job).is_none_or(|(_, state)| {
-            !matches!(state.as_str(), "RUNNING" | "COMPLETING" | "PENDING")
-        });
-        (ended && task_processes(id).is_empty()).then_some(())
-    });
+    poll(
+        Duration::from_secs(60),
+        "the task's processes and job are gone",
+        || {
+            let ended = squeue(job).is_none_or(|(_, state)| {
+                !matches!(state.as_str(), "RUNNING" | "COMPLETING" | "PENDING")
+            });
+            (ended && task_processes(id).is_empty()).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -144,7 +148,17 @@ fn a_task_in_a_slurm_group_runs_as_a_batch_job_and_succeeds_with_the_agents_resu
     slurm_group(&sandbox, "cluster", &["--time", "10"]);
     let list = ok(&sandbox, &["group", "list"]);
     assert!(list.contains("slurm (time 10)"), "{list}");
-    let short = ok(&sandbox, &["start", "--group", "cluster", "write", "tests", "FAKE_SLEEP=1"]);
+    let short = ok(
+        &sandbox,
+        &[
+            "start",
+            "--group",
+            "cluster",
+            "write",
+            "tests",
+            "FAKE_SLEEP=1",
+        ],
+    );
     let view = wait(&sandbox, &short);
     assert_eq!(view["status"], "succeeded", "{view}");
     assert_eq!(view["result"], "FAKE-DONE after 0 tool uses");
@@ -154,9 +168,11 @@ fn a_task_in_a_slurm_group_runs_as_a_batch_job_and_succeeds_with_the_agents_resu
     assert_eq!(name, format!("ccmp-{short}"));
     assert_eq!(view["slurm"]["node"], hostname());
     // The task's runner records Slurm's last word on the job once Slurm has ended it.
-    poll(Duration::from_secs(30), "the record says the job completed", || {
-        (status(&sandbox, &short)["slurm"]["state"] == "COMPLETED").then_some(())
-    });
+    poll(
+        Duration::from_secs(30),
+        "the record says the job completed",
+        || (status(&sandbox, &short)["slurm"]["state"] == "COMPLETED").then_some(()),
+    );
     // The agent ran in the job: its stdout log and transcript are where they are for any task.
     let logs = ok(&sandbox, &["logs", &short]);
     assert!(logs.contains("FAKE-DONE"), "{logs}");
@@ -209,12 +225,20 @@ fn wait_status_and_follow_ups_work_from_the_mcp_server_and_a_follow_up_runs_on_s
     assert_eq!(done["finished"][0]["status"], "succeeded", "{done}");
     let second = mcp.ok("check_task_status", json!({"task_id": follow["id"]}));
     assert_eq!(second["group"], "cluster");
-    assert_eq!(second["session_id"], first["session_id"], "it resumed the session");
+    assert_eq!(
+        second["session_id"], first["session_id"],
+        "it resumed the session"
+    );
     let second_job = job_id(&second);
-    assert_ne!(second_job, first_job, "the follow-up ran in a job of its own");
-    poll(Duration::from_secs(30), "Slurm completes the follow-up's job", || {
-        (squeue(second_job)?.1 == "COMPLETED").then_some(())
-    });
+    assert_ne!(
+        second_job, first_job,
+        "the follow-up ran in a job of its own"
+    );
+    poll(
+        Duration::from_secs(30),
+        "Slurm completes the follow-up's job",
+        || (squeue(second_job)?.1 == "COMPLETED").then_some(()),
+    );
 }
 
 #[test]
@@ -223,7 +247,13 @@ fn cancel_ends_a_slurm_task_with_scancel_and_leaves_no_process() {
     slurm_group(&sandbox, "cluster", &[]);
     let short = ok(
         &sandbox,
-        &["start", "--group", "cluster", "FAKE_SLEEP=120", "FAKE_GRANDCHILD"],
+        &[
+            "start",
+            "--group",
+            "cluster",
+            "FAKE_SLEEP=120",
+            "FAKE_GRANDCHILD",
+        ],
     );
     let view = until_running(&sandbox, &short);
     let id = view["id"].as_str().unwrap().to_owned();
@@ -275,9 +305,11 @@ fn a_job_past_its_slurm_time_limit_ends_timed_out_with_the_reason() {
         error.contains(&format!("Slurm job {job} reached its time limit")),
         "{error}"
     );
-    poll(Duration::from_secs(60), "Slurm says the job timed out", || {
-        (squeue(job)?.1 == "TIMEOUT").then_some(())
-    });
+    poll(
+        Duration::from_secs(60),
+        "Slurm says the job timed out",
+        || (squeue(job)?.1 == "TIMEOUT").then_some(()),
+    );
     until_nothing_left(view["id"].as_str().unwrap(), job);
 }
 
@@ -290,11 +322,27 @@ fn a_dependency_chain_of_slurm_tasks_runs_in_order() {
     let first = ok(&sandbox, &["start", "-g", "cluster", "FAKE_SLEEP=1", &knob]);
     let second = ok(
         &sandbox,
-        &["start", "-g", "cluster", "--after", &first, "FAKE_SLEEP=1", &knob],
+        &[
+            "start",
+            "-g",
+            "cluster",
+            "--after",
+            &first,
+            "FAKE_SLEEP=1",
+            &knob,
+        ],
     );
     let third = ok(
         &sandbox,
-        &["start", "-g", "cluster", "--after", &second, "FAKE_SLEEP=1", &knob],
+        &[
+            "start",
+            "-g",
+            "cluster",
+            "--after",
+            &second,
+            "FAKE_SLEEP=1",
+            &knob,
+        ],
     );
     let views: Vec<Value> = [&first, &second, &third]
         .into_iter()
@@ -364,7 +412,10 @@ fn bad_slurm_options_are_refused_by_flag_and_make_no_group() {
     let sandbox = Sandbox::new();
     for (args, says) in [
         (vec!["--executor", "slurm", "--time", "1h"], "--time `1h`"),
-        (vec!["--executor", "slurm", "--partition=-x"], "--partition `-x`"),
+        (
+            vec!["--executor", "slurm", "--partition=-x"],
+            "--partition `-x`",
+        ),
         (vec!["--executor", "slurm", "--mem", "lots"], "--mem `lots`"),
         (vec!["--partition", "gpu"], "add `--executor slurm`"),
     ] {
@@ -377,4 +428,79 @@ fn bad_slurm_options_are_refused_by_flag_and_make_no_group() {
     }
     let list = ok(&sandbox, &["group", "list"]);
     assert!(!list.contains("cluster"), "{list}");
+}
+
+#[test]
+fn a_job_waiting_in_slurms_queue_says_why_and_a_cancel_removes_it() {
+    let sandbox = Sandbox::new();
+    // `.ci/setup-slurm`'s `held` partition is down: its jobs queue and never start.
+    slurm_group(&sandbox, "held", &["--partition", "held"]);
+    let short = ok(&sandbox, &["start", "--group", "held", "FAKE_SLEEP=1"]);
+    let view = poll(
+        Duration::from_secs(60),
+        "the task says why Slurm holds it",
+        || {
+            let view = status(&sandbox, &short);
+            view["progress"]
+                .as_str()?
+                .contains("(PartitionDown)")
+                .then_some(view)
+        },
+    );
+    let job = job_id(&view);
+    assert_eq!(view["status"], "queued");
+    assert_eq!(
+        view["progress"],
+        format!("waiting in Slurm's queue as job {job} (PartitionDown)")
+    );
+    assert_eq!(view["slurm"]["state"], "PENDING");
+    let human = ok(&sandbox, &["status", &short]);
+    assert!(
+        human.contains(&format!("job {job}, PENDING (PartitionDown)")),
+        "{human}"
+    );
+    ok(&sandbox, &["cancel", &short]);
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "cancelled", "{view}");
+    let error = view["error"].as_str().unwrap();
+    assert!(error.starts_with("cancelled on request"), "{error}");
+    assert_eq!(squeue(job).unwrap().1, "CANCELLED");
+}
+
+#[test]
+fn a_job_slurm_refuses_fails_the_task_with_slurms_words() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "nowhere", &["--partition", "nosuch"]);
+    let short = ok(&sandbox, &["start", "--group", "nowhere", "FAKE_SLEEP=0"]);
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "failed", "{view}");
+    let error = view["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("could not submit the task to Slurm: sbatch refused the job")
+            && error.contains("Invalid partition name specified"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_slurm_task_whose_runner_is_killed_is_not_lost_while_its_job_runs() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    let short = ok(&sandbox, &["start", "--group", "cluster", "FAKE_SLEEP=4"]);
+    let view = until_running(&sandbox, &short);
+    let id = view["id"].as_str().unwrap().to_owned();
+    let runner = sandbox.stored_record(&id)["runner"]["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    let pid = rustix::process::Pid::from_raw(runner).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    poll(Duration::from_secs(10), "the runner is gone", || {
+        (!ccmp_tests::pid_alive(runner)).then_some(())
+    });
+    // Looked at now, the task is not lost: Slurm still runs its job, which records the outcome.
+    let view = status(&sandbox, &short);
+    assert_eq!(view["status"], "running", "{view}");
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["result"], "FAKE-DONE after 0 tool uses");
 }

@@ -227,10 +227,14 @@ fn note_pending(store: &FsStore, id: &crate::id::TaskId, job: &SlurmJob) {
 }
 
 /// Stops the job: its ccmp process gets `TERM` (and stops the agent with the grace period) if it
-/// runs; a job still waiting is cancelled outright.
+/// runs; a job still waiting is cancelled outright. (Signalling a waiting job is refused only
+/// after `scancel` has retried for a minute or more, so the state is asked first. A job that
+/// starts in between is cancelled outright: its ccmp process finds the cancel marker.)
 async fn stop_job(job_id: u64) {
-    let done = tokio::task::spawn_blocking(move || {
-        client::signal_job_runner(job_id).or_else(|_| client::cancel(job_id))
+    let done = tokio::task::spawn_blocking(move || match client::query(job_id) {
+        Ok(Some(info)) if info.pending() => client::cancel(job_id),
+        Ok(Some(info)) if info.ended() => Ok(()),
+        _ => client::signal_job_runner(job_id).or_else(|_| client::cancel(job_id)),
     })
     .await;
     if let Ok(Err(e)) = done {

@@ -100,10 +100,11 @@ pub(crate) fn submit(job: &Submission<'_>) -> io::Result<u64> {
     let out = child.wait_with_output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
+        let said = last_line(&out.stderr);
+        let said = said.strip_prefix("sbatch: error: ").unwrap_or(&said);
         return Err(io::Error::other(format!(
-            "sbatch failed ({}): {}",
-            out.status,
-            last_line(&out.stderr)
+            "sbatch refused the job ({}): {said}",
+            out.status
         )));
     }
     // `--parsable` prints `<id>` or `<id>;<cluster>`.
