@@ -110,19 +110,6 @@ pub fn outcome_line(view: &ccmp_core::TaskView) -> String {
     line
 }
 
-/// A Slurm job in words: `job 12 on node3, RUNNING` or `job 12, PENDING (Resources)`.
-pub fn slurm_job(job: &ccmp_core::SlurmJob) -> String {
-    let node = job
-        .node
-        .as_deref()
-        .map_or(String::new(), |n| format!(" on {n}"));
-    let reason = job
-        .reason
-        .as_deref()
-        .map_or(String::new(), |r| format!(" ({r})"));
-    format!("job {}{node}, {}{reason}", job.job_id, job.state)
-}
-
 /// The width to lay tables out in: `COLUMNS` if set (as many tools honour it), else the
 /// terminal's; none when stdout is not a terminal.
 pub fn terminal_width() -> Option<u16> {

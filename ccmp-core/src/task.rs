@@ -307,6 +307,29 @@ pub struct SlurmJob {
     pub submitted_at: DateTime<Utc>,
 }
 
+impl SlurmJob {
+    /// The job and where it runs, briefly: `12@node3`, or `12` while it waits.
+    pub fn short(&self) -> String {
+        match &self.node {
+            Some(node) => format!("{}@{node}", self.job_id),
+            None => self.job_id.to_string(),
+        }
+    }
+
+    /// The job in words: `job 12 on node3, RUNNING` or `job 12, PENDING (Resources)`.
+    pub fn describe(&self) -> String {
+        let node = self
+            .node
+            .as_deref()
+            .map_or(String::new(), |n| format!(" on {n}"));
+        let reason = self
+            .reason
+            .as_deref()
+            .map_or(String::new(), |r| format!(" ({r})"));
+        format!("job {}{node}, {}{reason}", self.job_id, self.state)
+    }
+}
+
 /// A tool use the agent deferred for approval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]

@@ -199,6 +199,8 @@ pub(crate) struct TaskHeader {
     pub turns: String,
     pub cost: String,
     pub session: String,
+    /// The Slurm job, for a task of a `slurm` group: `job 12 on node3, RUNNING`.
+    pub slurm: String,
 }
 
 impl TaskHeader {
@@ -218,6 +220,11 @@ impl TaskHeader {
             turns: view.num_turns.map(|n| n.to_string()).unwrap_or_default(),
             cost: cost(view.cost_usd),
             session: view.session_id.clone().unwrap_or_default(),
+            slurm: view
+                .slurm
+                .as_ref()
+                .map(ccmp_core::SlurmJob::describe)
+                .unwrap_or_default(),
         }
     }
 }

@@ -24,7 +24,11 @@ impl Row {
             id: view.id.clone(),
             short_id: view.short_id.clone(),
             status: view.status.to_string(),
-            group: view.group.clone(),
+            // A Slurm task's job, where it runs: `cluster · job 12@node3`.
+            group: match &view.slurm {
+                Some(job) => format!("{} · job {}", view.group, job.short()),
+                None => view.group.clone(),
+            },
             prompt: head(&view.prompt, 120),
             progress: match record.status {
                 TaskStatus::Running | TaskStatus::Queued | TaskStatus::Parked => {

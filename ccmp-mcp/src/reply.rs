@@ -298,10 +298,7 @@ impl TaskBrief {
             truncated: cut_result || cut_error,
             cost_usd: view.cost_usd.map(round_cost),
             created_at: view.created_at,
-            slurm_job: view.slurm.as_ref().map(|job| match &job.node {
-                Some(node) => format!("{}@{node}", job.job_id),
-                None => job.job_id.to_string(),
-            }),
+            slurm_job: view.slurm.as_ref().map(ccmp_core::SlurmJob::short),
         }
     }
 }

@@ -119,7 +119,7 @@ pub fn run(ccmp: &Ccmp, args: StatusArgs) -> anyhow::Result<ExitCode> {
         out!("{}", field("after", &view.after.join(", ")));
     }
     if let Some(job) = &view.slurm {
-        out!("{}", field("slurm", &crate::render::slurm_job(job)));
+        out!("{}", field("slurm", &job.describe()));
     }
     if let Some(worktree) = &view.worktree {
         out!(
