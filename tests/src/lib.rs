@@ -3,6 +3,7 @@
 //! pseudo-terminal through tmux.
 
 pub mod browser;
+pub mod dashboard;
 pub mod e2e;
 pub mod mcp_client;
 mod tmux;

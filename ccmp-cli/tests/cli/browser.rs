@@ -17,7 +17,7 @@ const LONG: Duration = Duration::from_secs(30);
 #[test]
 fn the_dashboard_in_a_real_browser_is_live_and_its_actions_work() {
     let sandbox = Sandbox::new();
-    let served = Served::start(&sandbox);
+    let served = Served::start(crate::ccmp_std(&sandbox).arg("dashboard"));
     let browser = Browser::start();
     // Some history, for the screenshot.
     let done = start(

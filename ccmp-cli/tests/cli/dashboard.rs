@@ -2,93 +2,14 @@
 //! request; pages show tasks started elsewhere, escaped; the live stream sends a task started
 //! from the CLI; actions call the core.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ccmp_tests::Sandbox;
+pub use ccmp_tests::dashboard::Served;
 
 use crate::{start, until_state};
-
-/// A running dashboard, stopped when dropped.
-pub struct Served {
-    child: Child,
-    /// host:port
-    pub addr: String,
-    pub token: String,
-}
-
-impl Served {
-    pub fn start(sandbox: &Sandbox) -> Self {
-        let mut child = crate::ccmp_std(sandbox)
-            .arg("dashboard")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim();
-        let rest = url.strip_prefix("http://").expect(url);
-        let (addr, query) = rest.split_once("/?token=").expect(url);
-        Self {
-            child,
-            addr: addr.to_owned(),
-            token: query.to_owned(),
-        }
-    }
-
-    fn cookie(&self) -> String {
-        let port = self.addr.rsplit(':').next().unwrap();
-        format!("ccmp_dashboard_{port}={}", self.token)
-    }
-
-    /// One request; returns the status, the head and the body.
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, String)],
-        body: &str,
-    ) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-        if !headers.iter().any(|(name, _)| *name == "Host") {
-            request.push_str(&format!("Host: {}\r\n", self.addr));
-        }
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() {
-            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        }
-        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, head.to_owned(), body.to_owned())
-    }
-
-    fn get(&self, path: &str) -> (u16, String, String) {
-        self.request("GET", path, &[("Cookie", self.cookie())], "")
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, String, String) {
-        self.request("POST", path, &[("Cookie", self.cookie())], body)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The CSRF token a page embeds in its forms.
 fn csrf(page: &str) -> String {
@@ -102,7 +23,7 @@ fn csrf(page: &str) -> String {
 #[test]
 fn every_request_needs_the_token_the_right_host_and_posts_the_csrf_token() {
     let sandbox = Sandbox::new();
-    let served = Served::start(&sandbox);
+    let served = Served::start(crate::ccmp_std(&sandbox).arg("dashboard"));
     let id = start(&sandbox, "FAKE_HANG");
     // No token: refused.
     let (status, head, _) = served.request("GET", "/", &[], "");
@@ -152,7 +73,7 @@ fn every_request_needs_the_token_the_right_host_and_posts_the_csrf_token() {
 #[test]
 fn pages_escape_agent_text_and_the_live_stream_shows_a_task_started_elsewhere() {
     let sandbox = Sandbox::new();
-    let served = Served::start(&sandbox);
+    let served = Served::start(crate::ccmp_std(&sandbox).arg("dashboard"));
     let hostile = start(&sandbox, "FAKE_SLEEP=0 <script>alert(1)</script>");
     until_state(&sandbox, &hostile, "succeeded");
     let (_, _, page) = served.get("/");
@@ -235,7 +156,7 @@ fn a_worktree_tasks_page_shows_its_changes_file_by_file() {
         "# <b>notes</b>\n",
     )
     .unwrap();
-    let served = Served::start(&sandbox);
+    let served = Served::start(crate::ccmp_std(&sandbox).arg("dashboard"));
     let (status, _, page) = served.get(&format!("/task/{id}"));
     assert_eq!(status, 200);
     assert!(page.contains("Changes against the base commit"), "{page}");
@@ -256,7 +177,7 @@ fn a_long_transcript_is_paged_from_its_end_back_to_its_start() {
     let sandbox = Sandbox::new();
     let id = start(&sandbox, "FAKE_SLEEP=0 FAKE_TOOLS=1500 many tools");
     until_state(&sandbox, &id, "succeeded");
-    let served = Served::start(&sandbox);
+    let served = Served::start(crate::ccmp_std(&sandbox).arg("dashboard"));
     let (_, _, mut page) = served.get(&format!("/task/{id}"));
     assert!(
         page.contains("[result] succeeded"),
