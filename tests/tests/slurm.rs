@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use ccmp_tests::dashboard::Served;
 use ccmp_tests::mcp_client::{Era, Mcp, server_command};
 use ccmp_tests::{Sandbox, peak_concurrency, poll, task_processes, workspace_bin};
 use serde_json::{Value, json};
@@ -187,6 +188,16 @@ fn a_task_in_a_slurm_group_runs_as_a_batch_job_and_succeeds_with_the_agents_resu
         table.contains(&format!("cluster job {job}@{}", hostname())),
         "{table}"
     );
+    let served = Served::start(ccmp(&sandbox, &["dashboard"]).stderr(Stdio::null()));
+    let id = view["id"].as_str().unwrap();
+    let (code, _, page) = served.get(&format!("/task/{id}"));
+    assert_eq!(code, 200);
+    assert!(
+        page.contains(&format!("<dd id=\"slurm\">job {job} on {}, COMPLETED</dd>", hostname())),
+        "{page}"
+    );
+    let (_, _, queue) = served.get("/queue");
+    assert!(queue.contains("<td>slurm (time 10)</td>"), "{queue}");
 }
 
 #[test]
