@@ -515,3 +515,39 @@ fn a_slurm_task_whose_runner_is_killed_is_not_lost_while_its_job_runs() {
     assert_eq!(view["status"], "succeeded", "{view}");
     assert_eq!(view["result"], "FAKE-DONE after 0 tool uses");
 }
+
+#[test]
+fn a_slurm_task_parks_on_a_usage_limit_without_a_job_and_resumes_in_a_new_one() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    // Under an OAuth login the fake agent stops on the 5-hour limit until 3 s from now.
+    let short = ok(
+        &sandbox,
+        &[
+            "start",
+            "-g",
+            "cluster",
+            "-e",
+            "CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-dummy",
+            "-e",
+            "FAKE_USAGE_LIMIT=3",
+            "refactor db.py",
+        ],
+    );
+    let parked = poll(Duration::from_secs(60), "the task parks", || {
+        let view = status(&sandbox, &short);
+        (view["status"] == "parked").then_some(view)
+    });
+    // While parked it holds no job: the first one has ended.
+    let first = job_id(&parked);
+    poll(Duration::from_secs(30), "the first job ends", || {
+        (squeue(first)?.1 == "COMPLETED").then_some(())
+    });
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let second = job_id(&view);
+    assert!(second > first, "it resumed in a new job: {first} then {second}");
+    assert_eq!(squeue(second).unwrap().0, format!("ccmp-{short}"));
+    assert_eq!(view["attempts"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["attempts"][0]["parked"], true);
+}
