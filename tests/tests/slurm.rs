@@ -437,6 +437,16 @@ fn bad_slurm_options_are_refused_by_flag_and_make_no_group() {
         assert!(!out.status.success(), "{all:?} was taken");
         assert!(stderr.contains(says), "{all:?}: {stderr}");
     }
+    // Without Slurm's commands here, no Slurm group: its tasks could never be submitted.
+    let empty = sandbox.path("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = ccmp(&sandbox, &["group", "add", "cluster", "--executor", "slurm"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("`sbatch` is not on PATH"), "{stderr}");
     let list = ok(&sandbox, &["group", "list"]);
     assert!(!list.contains("cluster"), "{list}");
 }
