@@ -193,7 +193,10 @@ fn a_task_in_a_slurm_group_runs_as_a_batch_job_and_succeeds_with_the_agents_resu
     let (code, _, page) = served.get(&format!("/task/{id}"));
     assert_eq!(code, 200);
     assert!(
-        page.contains(&format!("<dd id=\"slurm\">job {job} on {}, COMPLETED</dd>", hostname())),
+        page.contains(&format!(
+            "<dd id=\"slurm\">job {job} on {}, COMPLETED</dd>",
+            hostname()
+        )),
         "{page}"
     );
     let (_, _, queue) = served.get("/queue");
@@ -440,10 +443,13 @@ fn bad_slurm_options_are_refused_by_flag_and_make_no_group() {
     // Without Slurm's commands here, no Slurm group: its tasks could never be submitted.
     let empty = sandbox.path("empty-bin");
     std::fs::create_dir(&empty).unwrap();
-    let out = ccmp(&sandbox, &["group", "add", "cluster", "--executor", "slurm"])
-        .env("PATH", &empty)
-        .output()
-        .unwrap();
+    let out = ccmp(
+        &sandbox,
+        &["group", "add", "cluster", "--executor", "slurm"],
+    )
+    .env("PATH", &empty)
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("`sbatch` is not on PATH"), "{stderr}");
@@ -556,7 +562,10 @@ fn a_slurm_task_parks_on_a_usage_limit_without_a_job_and_resumes_in_a_new_one() 
     let view = wait(&sandbox, &short);
     assert_eq!(view["status"], "succeeded", "{view}");
     let second = job_id(&view);
-    assert!(second > first, "it resumed in a new job: {first} then {second}");
+    assert!(
+        second > first,
+        "it resumed in a new job: {first} then {second}"
+    );
     assert_eq!(squeue(second).unwrap().0, format!("ccmp-{short}"));
     assert_eq!(view["attempts"].as_array().unwrap().len(), 1, "{view}");
     assert_eq!(view["attempts"][0]["parked"], true);
