@@ -87,6 +87,9 @@ pub(crate) fn submit(job: &Submission<'_>) -> io::Result<u64> {
         .arg(format!("--chdir={}", job.working_dir.display()))
         .arg(format!("--output={output}"))
         .arg("--open-mode=append")
+        // A run cut short by a node failure is not started again behind ccmp's back: a
+        // half-done run may not be safe to repeat (the task ends `lost`, as after a reboot).
+        .arg("--no-requeue")
         .arg("--export=ALL")
         .args(&job.options)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
