@@ -570,3 +570,40 @@ fn a_slurm_task_parks_on_a_usage_limit_without_a_job_and_resumes_in_a_new_one() 
     assert_eq!(view["attempts"].as_array().unwrap().len(), 1, "{view}");
     assert_eq!(view["attempts"][0]["parked"], true);
 }
+
+#[test]
+fn a_slurm_tasks_events_are_delivered_from_the_starting_machine_not_from_its_job() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    // Where a deliverer runs decides what reaches the user: a desktop notification needs the
+    // starting session, and a deliverer started inside a job dies with it where Slurm tracks
+    // jobs by cgroup. Whatever runs in a job has SLURM_JOB_ID.
+    let heard = sandbox.path("heard.log");
+    let script = format!(
+        "echo \"$CCMP_STATUS $CCMP_SHORT_ID job=${{SLURM_JOB_ID:-none}}\" >> '{}'",
+        heard.display()
+    );
+    ok(
+        &sandbox,
+        &[
+            "notify",
+            "add",
+            "log",
+            "--event",
+            "succeeded",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+    );
+    let short = ok(&sandbox, &["start", "-g", "cluster", "FAKE_SLEEP=0"]);
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let line = poll(Duration::from_secs(30), "the notifier hears of it", || {
+        std::fs::read_to_string(&heard)
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    assert_eq!(line.trim(), format!("succeeded {short} job=none"));
+}

@@ -48,6 +48,27 @@ pub fn deliver_main(mut args: impl Iterator<Item = OsString>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Stops this process from starting deliverers: it runs inside a Slurm job, where a deliverer
+/// would run on the job's node, away from the starting session (a desktop notification needs
+/// it), and die with the job where Slurm tracks jobs by cgroup. The task's runner starts one
+/// once the job has ended (see [`kick_for`]).
+pub(crate) fn disarm() {
+    DISPATCHES_HIDDEN.store(false, Ordering::Relaxed);
+}
+
+/// Starts a deliverer for what `record`'s run appended elsewhere (in a Slurm job), if any
+/// notifier could want it.
+pub(crate) fn kick_for(layout: &StateLayout, record: &crate::task::TaskRecord) {
+    let any = record.spec.notify.is_some()
+        || Settings::load(&layout.settings())
+            .ok()
+            .flatten()
+            .is_some_and(|s| !s.notifiers.is_empty());
+    if any {
+        kick(layout);
+    }
+}
+
 /// Whether any notifier wants one of `events`.
 pub(crate) fn wanted(layout: &StateLayout, events: &[Event]) -> bool {
     events.iter().any(|e| e.notify && e.kind.ends_task())

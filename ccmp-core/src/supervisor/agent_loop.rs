@@ -136,6 +136,15 @@ pub(crate) enum RunEnd {
     },
 }
 
+impl RunEnd {
+    /// The record as the run left it.
+    pub(crate) fn record(&self) -> &TaskRecord {
+        match self {
+            Self::Ended(record) | Self::Open { record, .. } => record,
+        }
+    }
+}
+
 /// Runs the agent for `record` until it ends, is cancelled or times out, and records the
 /// outcome, unless `keep_open` says a failure is not the end. `cancel_reason` is asked for the
 /// error text when `cancel` fires. `input` continues an earlier run instead of starting with

@@ -146,7 +146,10 @@ pub(crate) async fn run_attempt(
         Some(info) => Some(info),
         None => until_ended(job_id).await,
     };
-    finish(store, record, job, last).await
+    let end = finish(store, record, job, last).await;
+    // What the run told in the job (it ended, it asks) is delivered from here.
+    crate::events::deliver::kick_for(store.layout(), end.record());
+    end
 }
 
 /// Reads how the run ended: from the job's hand-back, from the record (the job recorded an

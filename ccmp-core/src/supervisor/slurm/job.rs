@@ -68,6 +68,8 @@ pub(crate) fn attempt_main(args: impl Iterator<Item = OsString>) -> ExitCode {
 }
 
 fn run(args: JobArgs) -> Result<(), SupervisorError> {
+    // Events of the run are delivered by the task's runner once the job has ended.
+    crate::events::deliver::disarm();
     if let Err(e) = unix::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
