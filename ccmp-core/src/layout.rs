@@ -238,6 +238,17 @@ impl StateLayout {
         self.slots().join(format!("{n}.lock"))
     }
 
+    /// The slots of a group whose agents run elsewhere (a Slurm group): they count against the
+    /// group's own limit only, not the machine's.
+    pub fn group_slots(&self, group: &crate::group::GroupName) -> PathBuf {
+        self.slots().join(group.as_str())
+    }
+
+    /// Slot `n` of a group whose agents run elsewhere.
+    pub fn group_slot(&self, group: &crate::group::GroupName, n: usize) -> PathBuf {
+        self.group_slots(group).join(format!("{n}.lock"))
+    }
+
     /// Where the worktrees of worktree-isolated tasks live.
     pub fn worktrees(&self) -> PathBuf {
         self.root.join("worktrees")

@@ -607,3 +607,25 @@ fn a_slurm_tasks_events_are_delivered_from_the_starting_machine_not_from_its_job
     });
     assert_eq!(line.trim(), format!("succeeded {short} job=none"));
 }
+
+#[test]
+fn a_slurm_groups_runs_take_none_of_the_machines_slots() {
+    let sandbox = Sandbox::new();
+    // One agent at a time on this machine, three at a time on the cluster.
+    ok(&sandbox, &["parallel", "1"]);
+    slurm_group(&sandbox, "cluster", &["--parallel", "3"]);
+    let record = sandbox.path("agents.log");
+    let knob = format!("FAKE_RECORD={}", record.display());
+    let mut shorts: Vec<String> = (0..3)
+        .map(|_| ok(&sandbox, &["start", "-g", "cluster", "FAKE_SLEEP=3", &knob]))
+        .collect();
+    shorts.push(ok(&sandbox, &["start", "FAKE_SLEEP=3", &knob]));
+    for short in &shorts {
+        assert_eq!(wait(&sandbox, short)["status"], "succeeded");
+    }
+    let (peak, starts) = peak_concurrency(&record);
+    assert_eq!(starts, 4);
+    assert_eq!(peak, 4, "three on the cluster and one here, at once");
+    let human = ok(&sandbox, &["group", "list"]);
+    assert!(human.contains("slurm"), "{human}");
+}

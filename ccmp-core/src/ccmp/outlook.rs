@@ -77,7 +77,8 @@ impl Ccmp {
                 limit,
             }));
         }
-        if running >= settings.max_parallel {
+        // A group whose agents run elsewhere (Slurm) takes none of the machine's slots.
+        if running >= settings.max_parallel && settings.executor(group).is_local() {
             return Ok(Some(StartOutlook::MachineFull {
                 limit: settings.max_parallel,
             }));

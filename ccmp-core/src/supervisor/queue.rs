@@ -158,6 +158,14 @@ impl Limits {
             })
     }
 
+    /// Whether `group`'s agents run elsewhere (a Slurm group): its tasks take slots of their
+    /// own, held back by the group's limit only, and take none of the machine's.
+    fn runs_elsewhere(&self, group: &GroupName) -> bool {
+        self.settings
+            .as_ref()
+            .is_some_and(|s| !s.executor(group).is_local())
+    }
+
     /// Whether a task of `group` may take a slot now, as far as its group is concerned.
     fn group_has_room(&self, group: &GroupName, running: &Running) -> bool {
         let (limit, paused) = self.group(group);
@@ -399,6 +407,9 @@ impl Queue {
             return Ok(Self::wait(same_group, why));
         }
         let default_reservation = limits.default_reservation();
+        if limits.runs_elsewhere(group) {
+            return self.take_elsewhere(store, &line, same_group, group_limit, &holds, reservation);
+        }
         if line.is_empty()
             && group_limit.is_none()
             && let Some(lock) = self.first_free_slot(limits.machine)?
@@ -414,6 +425,10 @@ impl Queue {
         for entry in &line {
             if machine_room == 0 {
                 break;
+            }
+            // A waiter of a group that runs elsewhere takes none of the machine's slots.
+            if limits.runs_elsewhere(&entry.group) {
+                continue;
             }
             let over_budget = limits.has_budgets()
                 && limits
@@ -456,6 +471,79 @@ impl Queue {
             return Ok(Self::wait(same_group, why));
         }
         self.take_slot(free.swap_remove(0), reservation, group)
+    }
+
+    /// A look by a waiter of a group whose agents run elsewhere (a Slurm group): its slots are
+    /// `<state>/slots/<group>/<n>.lock`, held back by the group's limit only (none: no limit).
+    /// Waiters ahead in the group take its room first, so FIFO holds within the group.
+    fn take_elsewhere(
+        &self,
+        store: &FsStore,
+        line: &[Entry],
+        same_group: Vec<String>,
+        group_limit: Option<usize>,
+        holds: &HashMap<String, usage_limit::Hold>,
+        reservation: Option<f64>,
+    ) -> io::Result<Turn> {
+        let group = &self.entry.group;
+        let dir = self.layout.group_slots(group);
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+        }
+        let existing = fs::read_dir(&dir)?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".lock")?.parse::<usize>().ok()
+            })
+            .max()
+            .map_or(0, |n| n + 1);
+        let mut held = 0;
+        let mut free = None;
+        for n in 0..existing {
+            let file = open_lock(&self.layout.group_slot(group, n))?;
+            match file.try_lock() {
+                Ok(()) if free.is_none() => free = Some(file),
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => held += 1,
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        let ahead = line
+            .iter()
+            .filter(|e| e.group == *group && !holds.contains_key(&e.login))
+            .filter(|e| self.alive_or_cleared(store, e))
+            .count();
+        let same_group: Vec<String> = same_group
+            .into_iter()
+            .filter(|name| self.dir.join(name).exists())
+            .collect();
+        if let Some(limit) = group_limit
+            && held + ahead >= limit
+        {
+            let why = format!(
+                "{} in line in group {group} ({}/{limit} of the group running)",
+                ordinal(same_group.len() + 1),
+                held.min(limit)
+            );
+            return Ok(Self::wait(same_group, why));
+        }
+        let lock = match free {
+            Some(lock) => lock,
+            None => {
+                let file = open_lock(&self.layout.group_slot(group, existing))?;
+                match file.try_lock() {
+                    Ok(()) => file,
+                    // Another process made it a moment ago: look again.
+                    Err(TryLockError::WouldBlock) => return Ok(Turn::Busy),
+                    Err(TryLockError::Error(e)) => return Err(e),
+                }
+            }
+        };
+        self.take_slot(lock, reservation, group)
     }
 
     /// Takes the slot whose lock is held: reserves against budgets, leaves the line, and writes
@@ -618,28 +706,39 @@ pub(crate) fn running_now(
     let except = except.simple().to_string();
     let mut total = 0;
     let mut by_group: HashMap<GroupName, usize> = HashMap::new();
+    // The machine's slots, then those of each group whose agents run elsewhere (which count
+    // for their group only).
+    let mut dirs = vec![(layout.slots(), true)];
     for entry in fs::read_dir(layout.slots())? {
         let Ok(entry) = entry else { continue };
-        let is_slot = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(".lock"));
-        if !is_slot {
-            continue;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            dirs.push((entry.path(), false));
         }
-        let file = open_lock(&entry.path())?;
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.unlock();
+    }
+    for (dir, machine) in dirs {
+        for entry in fs::read_dir(&dir)? {
+            let Ok(entry) = entry else { continue };
+            let is_slot = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(".lock"));
+            if !is_slot {
+                continue;
             }
-            Err(TryLockError::WouldBlock) => {
-                let (id, group) = slot_holder(&file);
-                if id != except {
-                    total += 1;
-                    *by_group.entry(group).or_default() += 1;
+            let file = open_lock(&entry.path())?;
+            match file.try_lock() {
+                Ok(()) => {
+                    let _ = file.unlock();
                 }
+                Err(TryLockError::WouldBlock) => {
+                    let (id, group) = slot_holder(&file);
+                    if id != except {
+                        total += usize::from(machine);
+                        *by_group.entry(group).or_default() += 1;
+                    }
+                }
+                Err(TryLockError::Error(e)) => return Err(e),
             }
-            Err(TryLockError::Error(e)) => return Err(e),
         }
     }
     Ok((total, by_group))
