@@ -316,6 +316,19 @@ impl SlurmJob {
         }
     }
 
+    /// Whether Slurm has not started the job yet (as ccmp last saw it).
+    pub fn waits(&self) -> bool {
+        Self::is_waiting_state(&self.state)
+    }
+
+    /// Whether `state` is one of Slurm's states of a job not started yet.
+    pub(crate) fn is_waiting_state(state: &str) -> bool {
+        matches!(
+            state,
+            "PENDING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD"
+        )
+    }
+
     /// The job in words: `job 12 on node3, RUNNING` or `job 12, PENDING (Resources)`.
     pub fn describe(&self) -> String {
         let node = self

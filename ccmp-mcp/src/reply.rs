@@ -188,6 +188,10 @@ pub fn next_step(view: &TaskView, truncated: bool, outlook: Option<&StartOutlook
             "Queued: all {limit} slots are busy, so it starts when a running task ends."
         ),
         Some(StartOutlook::Starting) => "Queued: a slot is free, so it is starting now.".to_owned(),
+        Some(StartOutlook::InSlurmQueue { job_id, reason }) => format!(
+            "Queued in Slurm as job {job_id}{}: Slurm starts it when the cluster has room.",
+            reason.as_deref().map_or(String::new(), |r| format!(" ({r})"))
+        ),
         Some(StartOutlook::AfterDependencies(_)) | None => "Queued.".to_owned(),
     };
     let mut next = match view.status {

@@ -486,6 +486,18 @@ fn a_job_waiting_in_slurms_queue_says_why_and_a_cancel_removes_it() {
         human.contains(&format!("job {job}, PENDING (PartitionDown)")),
         "{human}"
     );
+    // The model is told where it waits, not that it is starting.
+    let mut server = server_command(&sandbox);
+    server.env("SLURM_CONF", cluster());
+    let mut mcp = Mcp::spawn(server, Era::Legacy);
+    let reply = mcp.ok("check_task_status", json!({"task_id": short}));
+    let next = reply["next"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!(
+            "Queued in Slurm as job {job} (PartitionDown): Slurm starts it when the cluster has room."
+        )),
+        "{next}"
+    );
     ok(&sandbox, &["cancel", &short]);
     let view = wait(&sandbox, &short);
     assert_eq!(view["status"], "cancelled", "{view}");

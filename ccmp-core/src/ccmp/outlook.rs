@@ -26,6 +26,14 @@ pub enum StartOutlook {
     },
     /// A budget it falls under has no room for its reservation; the text says which.
     BudgetSpent(String),
+    /// It was submitted to Slurm, which has not started it yet, for this reason (`Priority`,
+    /// `Resources`).
+    InSlurmQueue {
+        /// The Slurm job.
+        job_id: u64,
+        /// Slurm's reason, if it gave one.
+        reason: Option<String>,
+    },
     /// The machine runs as many agents as its limit allows.
     MachineFull {
         /// The machine-wide limit.
@@ -39,6 +47,12 @@ impl Ccmp {
     pub fn start_outlook(&self, record: &TaskRecord) -> Result<Option<StartOutlook>, Error> {
         if record.status != TaskStatus::Queued {
             return Ok(None);
+        }
+        if let Some(job) = record.slurm.as_ref().filter(|job| job.waits()) {
+            return Ok(Some(StartOutlook::InSlurmQueue {
+                job_id: job.job_id,
+                reason: job.reason.clone(),
+            }));
         }
         let waiting_for: Vec<String> = record
             .spec

@@ -52,10 +52,7 @@ impl JobInfo {
 
     /// Whether Slurm has not started it yet.
     pub fn pending(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "PENDING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD"
-        )
+        crate::task::SlurmJob::is_waiting_state(&self.state)
     }
 }
 
