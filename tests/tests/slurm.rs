@@ -641,3 +641,42 @@ fn a_slurm_groups_runs_take_none_of_the_machines_slots() {
     let human = ok(&sandbox, &["group", "list"]);
     assert!(human.contains("slurm"), "{human}");
 }
+
+#[test]
+fn a_groups_executor_can_be_changed_and_its_next_tasks_go_there() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox, &["group", "add", "work"]);
+    ok(
+        &sandbox,
+        &["group", "set", "work", "--executor", "slurm", "--time", "5"],
+    );
+    assert!(ok(&sandbox, &["group", "list"]).contains("slurm (time 5)"));
+    let on_slurm = ok(&sandbox, &["start", "-g", "work", "FAKE_SLEEP=0"]);
+    let view = wait(&sandbox, &on_slurm);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    job_id(&view);
+    ok(&sandbox, &["group", "set", "work", "--executor", "local"]);
+    let here = ok(&sandbox, &["start", "-g", "work", "FAKE_SLEEP=0"]);
+    let view = wait(&sandbox, &here);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert!(view.get("slurm").is_none(), "ran here: {view}");
+    // Refused, naming what to do, and nothing changes.
+    for (args, says) in [
+        (
+            vec!["group", "set", "work", "--time", "5"],
+            "--executor slurm",
+        ),
+        (vec!["group", "set", "work"], "--executor local"),
+        (
+            vec!["group", "set", "nosuch", "--executor", "slurm"],
+            "group nosuch does not exist",
+        ),
+    ] {
+        let out = run(&sandbox, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let list = ok(&sandbox, &["group", "list"]);
+    assert!(list.contains("work") && !list.contains("slurm"), "{list}");
+}

@@ -85,6 +85,14 @@ pub enum GroupCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change where a group's tasks run their agent: `--executor` with its Slurm options, which
+    /// replace the group's. Its tasks' next runs go there; running ones finish where they are.
+    Set {
+        /// The group's name.
+        name: String,
+        #[command(flatten)]
+        executor: ExecutorArgs,
+    },
     /// Remove a group with no queued or running tasks.
     Remove {
         /// The group's name.
@@ -133,6 +141,17 @@ pub fn run(ccmp: &Ccmp, args: GroupArgs) -> anyhow::Result<ExitCode> {
                     )
                 }
             }
+        }
+        GroupCommand::Set { name, executor } => {
+            let name: GroupName = name.parse()?;
+            let Some(executor) = executor.executor()? else {
+                return Err(crate::exit_codes::UsageError(
+                    "say where the group's tasks run: `--executor local`, or `--executor slurm` with its options".into(),
+                )
+                .into());
+            };
+            ccmp.set_group_executor(&name, executor.clone())?;
+            err!("group {name}: its tasks' next runs go to {executor}");
         }
         GroupCommand::Remove { name } => {
             let name: GroupName = name.parse()?;
