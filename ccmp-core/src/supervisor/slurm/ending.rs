@@ -31,6 +31,14 @@ pub(crate) fn judge(
             TaskStatus::Cancelled,
             format!("cancelled on request (Slurm job {job_id} was cancelled{node})"),
         ),
+        // ccmp was cancelling it, and its process in the job was stopped before it could record
+        // so (signalled just as it started).
+        state @ ("COMPLETED" | "FAILED") if asked_to_cancel => (
+            TaskStatus::Cancelled,
+            format!(
+                "cancelled on request (Slurm job {job_id} ended {state}{node} as it was starting)"
+            ),
+        ),
         "CANCELLED" => (
             TaskStatus::Cancelled,
             format!(
@@ -97,6 +105,9 @@ mod tests {
             ("NODE_FAIL", false, TaskStatus::Lost, "node"),
             ("PREEMPTED", false, TaskStatus::Lost, "preempted"),
             ("FAILED", false, TaskStatus::Lost, "/s/slurm-job.log"),
+            // Cancelled by ccmp just as ccmp's process in the job started, before it could say.
+            ("FAILED", true, TaskStatus::Cancelled, "on request"),
+            ("COMPLETED", true, TaskStatus::Cancelled, "on request"),
         ];
         for (state, asked, status, says) in cases {
             let (got, why) = judge(7, Some(&ended(state)), asked, log);
