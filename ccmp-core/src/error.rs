@@ -273,6 +273,15 @@ pub enum SupervisorError {
         #[source]
         source: io::Error,
     },
+    /// A Slurm job could not be cancelled (`scancel` failed).
+    #[error("could not cancel Slurm job {job_id}; try `scancel {job_id}`")]
+    Scancel {
+        /// The job.
+        job_id: u64,
+        /// What `scancel` said.
+        #[source]
+        source: io::Error,
+    },
     /// The in-process supervisor needs a tokio runtime.
     #[error("the in-process supervisor must be created inside a tokio runtime")]
     NoRuntime,

@@ -125,6 +125,10 @@ fn wait(sandbox: &Sandbox, id: &str) -> Value {
 fn until_running(sandbox: &Sandbox, id: &str) -> Value {
     poll(Duration::from_secs(60), "the task runs in its job", || {
         let view = status(sandbox, id);
+        assert!(
+            matches!(view["status"].as_str(), Some("queued" | "running")),
+            "the task ended before it ran: {view}"
+        );
         (view["status"] == "running" && view["slurm"]["state"] == "RUNNING").then_some(view)
     })
 }
@@ -679,4 +683,27 @@ fn a_groups_executor_can_be_changed_and_its_next_tasks_go_there() {
     }
     let list = ok(&sandbox, &["group", "list"]);
     assert!(list.contains("work") && !list.contains("slurm"), "{list}");
+}
+
+#[test]
+fn a_slurm_task_whose_runner_is_killed_is_still_cancelled_with_scancel() {
+    let sandbox = Sandbox::new();
+    slurm_group(&sandbox, "cluster", &[]);
+    let short = ok(&sandbox, &["start", "--group", "cluster", "FAKE_SLEEP=120"]);
+    let view = until_running(&sandbox, &short);
+    let id = view["id"].as_str().unwrap().to_owned();
+    let runner = sandbox.stored_record(&id)["runner"]["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    let pid = rustix::process::Pid::from_raw(runner).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    poll(Duration::from_secs(10), "the runner is gone", || {
+        (!ccmp_tests::pid_alive(runner)).then_some(())
+    });
+    // Nobody here runs the task any more: the cancel goes to Slurm.
+    ok(&sandbox, &["cancel", &short]);
+    let view = wait(&sandbox, &short);
+    assert_eq!(view["status"], "cancelled", "{view}");
+    assert_eq!(view["error"], "cancelled on request");
+    until_nothing_left(&id, job_id(&view));
 }

@@ -144,12 +144,7 @@ impl Supervisor for DetachedSupervisor {
         {
             // A Slurm task whose runner is gone: its job may still run on the cluster.
             let record = self.store.load(&record.id)?;
-            return super::slurm::orphan::cancel(&record).map_err(|source| {
-                SupervisorError::Signal {
-                    pid: runner.pid,
-                    source,
-                }
-            });
+            return super::slurm::orphan::cancel(&record);
         }
         if let Some(runner) = &runner {
             runner
@@ -343,7 +338,7 @@ pub(crate) fn refresh(store: &FsStore, record: TaskRecord) -> Result<TaskRecord,
         // that needs approval has no runner at all until it is answered.
         return Ok(record);
     }
-    if record.runner.as_ref().is_some_and(|r| !r.is_alive()) {
+    if record.slurm.is_some() && record.runner.as_ref().is_some_and(|r| !r.is_alive()) {
         match super::slurm::orphan::judge(store, &record) {
             Orphan::JobLives => return Ok(record),
             Orphan::JobEnded(status, error) => {

@@ -3,6 +3,7 @@
 //! Such a task is not lost while Slurm still runs its job, and is cancelled with `scancel`.
 
 use super::{client, ending};
+use crate::error::SupervisorError;
 use crate::store::FsStore;
 use crate::task::{TaskRecord, TaskStatus};
 
@@ -43,9 +44,16 @@ pub(crate) fn judge(store: &FsStore, record: &TaskRecord) -> Orphan {
 }
 
 /// Cancels the job of a task whose runner is gone, if Slurm still has it.
-pub(crate) fn cancel(record: &TaskRecord) -> std::io::Result<()> {
-    match &record.slurm {
-        Some(job) => client::cancel(job.job_id),
-        None => Ok(()),
+pub(crate) fn cancel(record: &TaskRecord) -> Result<(), SupervisorError> {
+    let Some(job) = &record.slurm else {
+        return Ok(());
+    };
+    // A job that has ended needs nothing (and `scancel` would refuse it).
+    if client::query(job.job_id).is_ok_and(|info| info.is_none_or(|i| i.ended())) {
+        return Ok(());
     }
+    client::cancel(job.job_id).map_err(|source| SupervisorError::Scancel {
+        job_id: job.job_id,
+        source,
+    })
 }
