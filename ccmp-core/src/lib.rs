@@ -139,7 +139,7 @@ pub fn hidden_entry_point() -> Option<ExitCode> {
     }
     let mut args = std::env::args_os().skip(1);
     let first = args.next()?;
-    if first == supervisor::RUNNER_CMD {
+    if first == supervisor::RUNNER_CMD || first == supervisor::SLURM_ATTEMPT_CMD {
         // Cheap to set up (no env filter): runners start often. Log write failures (a full
         // disk) are not reported, since reporting them would fail the same way.
         let _ = tracing_subscriber::fmt()
@@ -148,15 +148,11 @@ pub fn hidden_entry_point() -> Option<ExitCode> {
             .with_ansi(false)
             .with_writer(std::io::stderr)
             .try_init();
-        Some(supervisor::runner_main(args))
-    } else if first == supervisor::SLURM_ATTEMPT_CMD {
-        let _ = tracing_subscriber::fmt()
-            .log_internal_errors(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .try_init();
-        Some(supervisor::slurm_attempt_main(args))
+        Some(if first == supervisor::RUNNER_CMD {
+            supervisor::runner_main(args)
+        } else {
+            supervisor::slurm_attempt_main(args)
+        })
     } else if first == approval::HOOK_CMD {
         Some(approval::hook::hook_main(args))
     } else if first == events::deliver::DELIVER_CMD {

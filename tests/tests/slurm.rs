@@ -26,6 +26,19 @@ fn cluster() -> PathBuf {
         "no Slurm cluster ({} is missing): run .ci/setup-slurm (the CI script does), which starts a one-node cluster",
         conf.display()
     );
+    static ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let answers = *ANSWERS.get_or_init(|| {
+        Command::new("sinfo")
+            .arg("--noheader")
+            .env("SLURM_CONF", &conf)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    assert!(
+        answers,
+        "the Slurm cluster of {} does not answer (`sinfo` fails): run .ci/setup-slurm to start it again",
+        conf.display()
+    );
     conf
 }
 
@@ -131,6 +144,16 @@ fn until_running(sandbox: &Sandbox, id: &str) -> Value {
         );
         (view["status"] == "running" && view["slurm"]["state"] == "RUNNING").then_some(view)
     })
+}
+
+/// Kills the task's runner on this machine with SIGKILL and waits until it is gone.
+fn kill_runner(sandbox: &Sandbox, id: &str) {
+    let runner = sandbox.stored_record(id)["runner"]["pid"].as_i64().unwrap() as i32;
+    let pid = rustix::process::Pid::from_raw(runner).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    poll(Duration::from_secs(10), "the runner is gone", || {
+        (!ccmp_tests::pid_alive(runner)).then_some(())
+    });
 }
 
 /// Polls until no process carries the task's marker and Slurm has ended its job.
@@ -532,14 +555,7 @@ fn a_slurm_task_whose_runner_is_killed_is_not_lost_while_its_job_runs() {
     let short = ok(&sandbox, &["start", "--group", "cluster", "FAKE_SLEEP=4"]);
     let view = until_running(&sandbox, &short);
     let id = view["id"].as_str().unwrap().to_owned();
-    let runner = sandbox.stored_record(&id)["runner"]["pid"]
-        .as_i64()
-        .unwrap() as i32;
-    let pid = rustix::process::Pid::from_raw(runner).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-    poll(Duration::from_secs(10), "the runner is gone", || {
-        (!ccmp_tests::pid_alive(runner)).then_some(())
-    });
+    kill_runner(&sandbox, &id);
     // Looked at now, the task is not lost: Slurm still runs its job, which records the outcome.
     let view = status(&sandbox, &short);
     assert_eq!(view["status"], "running", "{view}");
@@ -692,14 +708,7 @@ fn a_slurm_task_whose_runner_is_killed_is_still_cancelled_with_scancel() {
     let short = ok(&sandbox, &["start", "--group", "cluster", "FAKE_SLEEP=120"]);
     let view = until_running(&sandbox, &short);
     let id = view["id"].as_str().unwrap().to_owned();
-    let runner = sandbox.stored_record(&id)["runner"]["pid"]
-        .as_i64()
-        .unwrap() as i32;
-    let pid = rustix::process::Pid::from_raw(runner).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-    poll(Duration::from_secs(10), "the runner is gone", || {
-        (!ccmp_tests::pid_alive(runner)).then_some(())
-    });
+    kill_runner(&sandbox, &id);
     // Nobody here runs the task any more: the cancel goes to Slurm.
     ok(&sandbox, &["cancel", &short]);
     let view = wait(&sandbox, &short);

@@ -35,15 +35,15 @@ pub const RUNNER_CMD: &str = "__ccmp-runner";
 
 pub(crate) const READY: &str = "ready";
 
-/// Arguments of the runner subcommand.
+/// Arguments of the runner subcommand (and of a Slurm job's, which takes the same three).
 #[derive(Debug)]
-struct RunnerArgs {
-    state_dir: PathBuf,
-    id: TaskId,
-    grace: Duration,
+pub(crate) struct RunnerArgs {
+    pub state_dir: PathBuf,
+    pub id: TaskId,
+    pub grace: Duration,
 }
 
-fn parse_runner_args(args: Vec<OsString>) -> Option<RunnerArgs> {
+pub(crate) fn parse_runner_args(args: Vec<OsString>) -> Option<RunnerArgs> {
     let [state_dir, id, grace_ms] = <[OsString; 3]>::try_from(args).ok()?;
     Some(RunnerArgs {
         state_dir: state_dir.into(),
@@ -84,13 +84,7 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
     if let Err(e) = unix::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SupervisorError::SpawnRunner {
-            program: PathBuf::from("<tokio runtime>"),
-            source: e,
-        })?;
+    let runtime = runtime()?;
     // TERM, INT and HUP become a cancel from before this runner records itself: whoever sees it
     // recorded may signal it at once, and the default action would kill it (the task `lost`).
     let signals = {
@@ -130,6 +124,17 @@ fn run_task(args: RunnerArgs) -> Result<(), SupervisorError> {
     }
     runtime.block_on(supervise(store, record, args, place, signals));
     Ok(())
+}
+
+/// The single-threaded runtime a runner (or a Slurm job's process) runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, SupervisorError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SupervisorError::SpawnRunner {
+            program: PathBuf::from("<tokio runtime>"),
+            source: e,
+        })
 }
 
 /// Handlers for TERM, INT and HUP (the runner is a process of its own; it turns them into a

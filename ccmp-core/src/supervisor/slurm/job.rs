@@ -7,7 +7,7 @@
 //! `flock` instead of asking Slurm over and over.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +19,12 @@ use super::ending;
 use super::handoff::{self, AttemptEnd, AttemptInput};
 use crate::agent::Stop;
 use crate::error::{StoreError, SupervisorError};
-use crate::id::TaskId;
 use crate::settings::Settings;
 use crate::store::{FsStore, TaskStore};
 use crate::supervisor::agent_loop::{self, OutsideStop, RunContext, RunEnd};
+use crate::supervisor::attempts;
+use crate::supervisor::runner::{self, RunnerArgs};
 use crate::supervisor::unix::{self, say};
-use crate::supervisor::{attempts, runner};
 use crate::task::{Outcome, SlurmJob, TaskStatus};
 
 /// Hidden subcommand a task's Slurm job runs.
@@ -34,25 +34,10 @@ pub const SLURM_ATTEMPT_CMD: &str = "__ccmp-slurm-attempt";
 /// while it writes the record of a pending job).
 const LOCK_PATIENCE: Duration = Duration::from_secs(60);
 
-struct JobArgs {
-    state_dir: PathBuf,
-    id: TaskId,
-    grace: Duration,
-}
-
-fn parse(args: Vec<OsString>) -> Option<JobArgs> {
-    let [state_dir, id, grace_ms] = <[OsString; 3]>::try_from(args).ok()?;
-    Some(JobArgs {
-        state_dir: state_dir.into(),
-        id: id.to_str()?.parse().ok()?,
-        grace: Duration::from_millis(grace_ms.to_str()?.parse().ok()?),
-    })
-}
-
 /// Body of the `__ccmp-slurm-attempt` subcommand.
 pub(crate) fn attempt_main(args: impl Iterator<Item = OsString>) -> ExitCode {
     let raw: Vec<OsString> = args.collect();
-    let Some(args) = parse(raw.clone()) else {
+    let Some(args) = runner::parse_runner_args(raw.clone()) else {
         say(format_args!(
             "ccmp: {SLURM_ATTEMPT_CMD}: bad arguments {raw:?}"
         ));
@@ -67,19 +52,13 @@ pub(crate) fn attempt_main(args: impl Iterator<Item = OsString>) -> ExitCode {
     }
 }
 
-fn run(args: JobArgs) -> Result<(), SupervisorError> {
+fn run(args: RunnerArgs) -> Result<(), SupervisorError> {
     // Events of the run are delivered by the task's runner once the job has ended.
     crate::events::deliver::disarm();
     if let Err(e) = unix::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SupervisorError::SpawnRunner {
-            program: PathBuf::from("<tokio runtime>"),
-            source: e,
-        })?;
+    let runtime = runner::runtime()?;
     let signals = {
         let _entered = runtime.enter();
         runner::termination_signals()
