@@ -54,15 +54,26 @@ pub(crate) fn parse_runner_args(args: Vec<OsString>) -> Option<RunnerArgs> {
 
 /// Body of the `__ccmp-runner` subcommand.
 pub(crate) fn runner_main(args: impl Iterator<Item = OsString>) -> ExitCode {
+    run_subcommand(RUNNER_CMD, "ccmp runner", args, run_task)
+}
+
+/// Runs a hidden subcommand that takes the runner's three arguments: bad arguments exit 2, a
+/// failure is said on stderr (the task's log) with `who` and exits 1.
+pub(crate) fn run_subcommand(
+    cmd: &str,
+    who: &str,
+    args: impl Iterator<Item = OsString>,
+    run: impl FnOnce(RunnerArgs) -> Result<(), SupervisorError>,
+) -> ExitCode {
     let raw: Vec<OsString> = args.collect();
     let Some(args) = parse_runner_args(raw.clone()) else {
-        say(format_args!("ccmp: {RUNNER_CMD}: bad arguments {raw:?}"));
+        say(format_args!("ccmp: {cmd}: bad arguments {raw:?}"));
         return ExitCode::from(2);
     };
-    match run_task(args) {
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            say(format_args!("ccmp runner: {e}"));
+            say(format_args!("{who}: {e}"));
             ExitCode::FAILURE
         }
     }

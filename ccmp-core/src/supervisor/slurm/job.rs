@@ -24,7 +24,7 @@ use crate::store::{FsStore, TaskStore};
 use crate::supervisor::agent_loop::{self, OutsideStop, RunContext, RunEnd};
 use crate::supervisor::attempts;
 use crate::supervisor::runner::{self, RunnerArgs};
-use crate::supervisor::unix::{self, say};
+use crate::supervisor::unix;
 use crate::task::{Outcome, SlurmJob, TaskStatus};
 
 /// Hidden subcommand a task's Slurm job runs.
@@ -36,20 +36,7 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Body of the `__ccmp-slurm-attempt` subcommand.
 pub(crate) fn attempt_main(args: impl Iterator<Item = OsString>) -> ExitCode {
-    let raw: Vec<OsString> = args.collect();
-    let Some(args) = runner::parse_runner_args(raw.clone()) else {
-        say(format_args!(
-            "ccmp: {SLURM_ATTEMPT_CMD}: bad arguments {raw:?}"
-        ));
-        return ExitCode::from(2);
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            say(format_args!("ccmp in Slurm job: {e}"));
-            ExitCode::FAILURE
-        }
-    }
+    runner::run_subcommand(SLURM_ATTEMPT_CMD, "ccmp in Slurm job", args, run)
 }
 
 fn run(args: RunnerArgs) -> Result<(), SupervisorError> {
